@@ -1,0 +1,1 @@
+//! An in-process Kafka test cluster with fault injection. Not built yet.

@@ -1,0 +1,1 @@
+//! Size-prefixed frames. (being written)

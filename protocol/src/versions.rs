@@ -1,0 +1,1 @@
+//! The API version table. (being written)

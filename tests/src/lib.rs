@@ -1,0 +1,1 @@
+//! Integration tests live in `tests/`; this crate holds their shared harness.
