@@ -132,6 +132,15 @@ pub enum Error {
         /// The API name.
         api: &'static str,
     },
+    /// A record inside a compressed batch is malformed. The offsets in `source` count from
+    /// the start of the decompressed records, which exist nowhere in the input.
+    #[error("in the compressed batch at byte {batch_offset}: {source} (offset within its decompressed records)")]
+    InCompressedBatch {
+        /// Where the compressed batch starts in the input.
+        batch_offset: usize,
+        /// The error in the decompressed records.
+        source: Box<Error>,
+    },
     /// A record batch or record is too large for its length fields.
     #[error("{what} of {size} bytes is too large to encode")]
     TooLarge {
@@ -166,6 +175,9 @@ impl Error {
             Error::UnknownCompression { codec, offset } => {
                 Error::UnknownCompression { codec, offset: offset + by }
             }
+            Error::InCompressedBatch { batch_offset, source } => {
+                Error::InCompressedBatch { batch_offset: batch_offset + by, source }
+            }
             other => other,
         }
     }
@@ -177,7 +189,8 @@ impl Error {
             | Error::Invalid { offset, .. }
             | Error::CrcMismatch { offset, .. }
             | Error::UnsupportedMagic { offset, .. }
-            | Error::UnknownCompression { offset, .. } => Some(*offset),
+            | Error::UnknownCompression { offset, .. }
+            | Error::InCompressedBatch { batch_offset: offset, .. } => Some(*offset),
             _ => None,
         }
     }

@@ -10,6 +10,8 @@
 
 pub mod compression;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod frame;
 pub mod messages;
 pub mod record;
