@@ -24,14 +24,21 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: &Args) -> io::Result<()> {
-    let data = fs::read(&args.file)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", args.file.display())))?;
+    let data = fs::read(&args.file).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot read {}: {e}", args.file.display()),
+        )
+    })?;
     let mut out = BufWriter::new(io::stdout().lock());
     let result = dump(Bytes::from(data), !args.no_verify_crc, &mut out);
     out.flush()?;
     result.map_err(|e| match e {
         DumpError::Io(e) => e,
-        DumpError::Decode(e) => io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", args.file.display())),
+        DumpError::Decode(e) => io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", args.file.display()),
+        ),
     })
 }
 
@@ -63,7 +70,8 @@ fn dump(data: Bytes, verify_crc: bool, out: &mut impl Write) -> Result<(), DumpE
         let records = batch.decode(&mut decompressor)?;
         for record in &records {
             let record = record?;
-            serde_json::to_writer(&mut *out, &RecordLine::new(&batch, &record)).map_err(io::Error::from)?;
+            serde_json::to_writer(&mut *out, &RecordLine::new(&batch, &record))
+                .map_err(io::Error::from)?;
             out.write_all(b"\n")?;
         }
     }

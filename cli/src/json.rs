@@ -20,7 +20,10 @@ impl Serialize for Payload<'_> {
                 Ok(text) => s.serialize_str(text),
                 Err(_) => {
                     let mut map = s.serialize_map(Some(1))?;
-                    map.serialize_entry("base64", &base64::engine::general_purpose::STANDARD.encode(b))?;
+                    map.serialize_entry(
+                        "base64",
+                        &base64::engine::general_purpose::STANDARD.encode(b),
+                    )?;
                     map.end()
                 }
             },
@@ -34,7 +37,11 @@ struct Headers<'a>(&'a Record<'a>);
 
 impl Serialize for Headers<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.headers().map(|h| (Payload(Some(h.key)), Payload(h.value))))
+        s.collect_seq(
+            self.0
+                .headers()
+                .map(|h| (Payload(Some(h.key)), Payload(h.value))),
+        )
     }
 }
 
@@ -62,11 +69,13 @@ pub(crate) struct RecordLine<'a> {
 impl<'a> RecordLine<'a> {
     /// Describes `record`, which belongs to `batch`.
     pub(crate) fn new(batch: &RecordBatch, record: &'a Record<'a>) -> Self {
-        let control = batch.is_control().then(|| match ControlRecord::parse(record) {
-            Ok(c) if c.kind == ControlType::Commit => "commit",
-            Ok(c) if c.kind == ControlType::Abort => "abort",
-            _ => "unknown",
-        });
+        let control = batch
+            .is_control()
+            .then(|| match ControlRecord::parse(record) {
+                Ok(c) if c.kind == ControlType::Commit => "commit",
+                Ok(c) if c.kind == ControlType::Abort => "abort",
+                _ => "unknown",
+            });
         RecordLine {
             topic: None,
             partition: None,

@@ -11,7 +11,9 @@ use crate::compression::Compression;
 #[non_exhaustive]
 pub enum Error {
     /// The input ended before a field could be read in full.
-    #[error("truncated input: {field} at byte {offset} needs {needed} bytes, only {available} left")]
+    #[error(
+        "truncated input: {field} at byte {offset} needs {needed} bytes, only {available} left"
+    )]
     Truncated {
         /// The field being read.
         field: &'static str,
@@ -141,6 +143,13 @@ pub enum Error {
         /// The error in the decompressed records.
         source: Box<Error>,
     },
+    /// sluice has no implementation of this API (it is not in the version table): a bug in
+    /// the caller, not a broker problem.
+    #[error("sluice does not implement {api}")]
+    NotImplemented {
+        /// The API name.
+        api: &'static str,
+    },
     /// A record batch or record is too large for its length fields.
     #[error("{what} of {size} bytes is too large to encode")]
     TooLarge {
@@ -160,24 +169,50 @@ impl Error {
     #[must_use]
     pub fn shifted(self, by: usize) -> Self {
         match self {
-            Error::Truncated { field, offset, needed, available } => {
-                Error::Truncated { field, offset: offset + by, needed, available }
-            }
-            Error::Invalid { field, offset, reason } => {
-                Error::Invalid { field, offset: offset + by, reason }
-            }
-            Error::CrcMismatch { offset, stored, computed } => {
-                Error::CrcMismatch { offset: offset + by, stored, computed }
-            }
-            Error::UnsupportedMagic { magic, offset } => {
-                Error::UnsupportedMagic { magic, offset: offset + by }
-            }
-            Error::UnknownCompression { codec, offset } => {
-                Error::UnknownCompression { codec, offset: offset + by }
-            }
-            Error::InCompressedBatch { batch_offset, source } => {
-                Error::InCompressedBatch { batch_offset: batch_offset + by, source }
-            }
+            Error::Truncated {
+                field,
+                offset,
+                needed,
+                available,
+            } => Error::Truncated {
+                field,
+                offset: offset + by,
+                needed,
+                available,
+            },
+            Error::Invalid {
+                field,
+                offset,
+                reason,
+            } => Error::Invalid {
+                field,
+                offset: offset + by,
+                reason,
+            },
+            Error::CrcMismatch {
+                offset,
+                stored,
+                computed,
+            } => Error::CrcMismatch {
+                offset: offset + by,
+                stored,
+                computed,
+            },
+            Error::UnsupportedMagic { magic, offset } => Error::UnsupportedMagic {
+                magic,
+                offset: offset + by,
+            },
+            Error::UnknownCompression { codec, offset } => Error::UnknownCompression {
+                codec,
+                offset: offset + by,
+            },
+            Error::InCompressedBatch {
+                batch_offset,
+                source,
+            } => Error::InCompressedBatch {
+                batch_offset: batch_offset + by,
+                source,
+            },
             other => other,
         }
     }
@@ -190,7 +225,10 @@ impl Error {
             | Error::CrcMismatch { offset, .. }
             | Error::UnsupportedMagic { offset, .. }
             | Error::UnknownCompression { offset, .. }
-            | Error::InCompressedBatch { batch_offset: offset, .. } => Some(*offset),
+            | Error::InCompressedBatch {
+                batch_offset: offset,
+                ..
+            } => Some(*offset),
             _ => None,
         }
     }

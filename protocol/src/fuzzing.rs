@@ -20,8 +20,14 @@ pub fn record_batches(data: &[u8]) {
     for batch in batches.by_ref() {
         let Ok(batch) = batch else { break };
         let _ = batch.verify_crc();
-        let _ = (batch.last_offset(), batch.max_timestamp(), batch.producer_id());
-        let Ok(records) = batch.decode(&mut decompressor) else { continue };
+        let _ = (
+            batch.last_offset(),
+            batch.max_timestamp(),
+            batch.producer_id(),
+        );
+        let Ok(records) = batch.decode(&mut decompressor) else {
+            continue;
+        };
         for record in records.iter() {
             let Ok(record) = record else { break };
             let _ = (record.key_bytes(), record.value_bytes(), record.timestamp());
@@ -38,11 +44,21 @@ pub fn record_batches(data: &[u8]) {
 
 /// Decompresses `data[1..]` with the codec `data[0]` picks.
 pub fn decompress(data: &[u8]) {
-    let Some((&pick, input)) = data.split_first() else { return };
-    let codecs = [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+    let Some((&pick, input)) = data.split_first() else {
+        return;
+    };
+    let codecs = [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
     let codec = codecs[usize::from(pick) % codecs.len()];
     let mut decompressor = Decompressor::with_max_output(FUZZ_MAX_DECOMPRESSED);
     if let Ok(out) = decompressor.decompress(codec, input) {
-        assert!(out.len() <= FUZZ_MAX_DECOMPRESSED, "{codec} output passed its cap");
+        assert!(
+            out.len() <= FUZZ_MAX_DECOMPRESSED,
+            "{codec} output passed its cap"
+        );
     }
 }

@@ -10,9 +10,9 @@
 
 pub mod compression;
 pub mod error;
+pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod frame;
 pub mod messages;
 pub mod record;
 pub mod versions;

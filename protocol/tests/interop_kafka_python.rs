@@ -35,13 +35,18 @@ fn describe(batch: &RecordBatch, decompressor: &mut Decompressor) -> Value {
         .iter()
         .map(|r| {
             let r = r.unwrap();
-            let control = batch.is_control().then(|| match ControlRecord::parse(&r).unwrap().kind {
-                ControlType::Commit => "commit",
-                ControlType::Abort => "abort",
-                ControlType::Other(_) => "other",
-            });
-            let headers: Vec<Value> =
-                r.headers().map(|h| json!([hex(Some(h.key)), hex(h.value)])).collect();
+            let control =
+                batch
+                    .is_control()
+                    .then(|| match ControlRecord::parse(&r).unwrap().kind {
+                        ControlType::Commit => "commit",
+                        ControlType::Abort => "abort",
+                        ControlType::Other(_) => "other",
+                    });
+            let headers: Vec<Value> = r
+                .headers()
+                .map(|h| json!([hex(Some(h.key)), hex(h.value)]))
+                .collect();
             json!({"offset": r.offset(), "timestamp": r.timestamp(), "key": hex(r.key()),
                    "value": hex(r.value()), "headers": headers, "control": control})
         })
@@ -68,7 +73,8 @@ fn batches_built_by_kafka_python_decode_to_what_went_in() {
     paths.sort();
     for path in paths {
         let expected: Value =
-            serde_json::from_str(&fs::read_to_string(path.with_extension("json")).unwrap()).unwrap();
+            serde_json::from_str(&fs::read_to_string(path.with_extension("json")).unwrap())
+                .unwrap();
         let data = Bytes::from(fs::read(&path).unwrap());
         let got: Vec<Value> = RecordBatches::new(data)
             .map(|b| describe(&b.unwrap(), &mut decompressor))
@@ -76,14 +82,36 @@ fn batches_built_by_kafka_python_decode_to_what_went_in() {
         assert_eq!(Value::Array(got), expected["batches"], "{}", path.display());
         checked.push(path.file_stem().unwrap().to_string_lossy().into_owned());
     }
-    for name in ["none", "gzip", "snappy", "snappy-raw", "lz4", "lz4-linked-blocks", "zstd",
-                 "transactional-lz4", "control-commit", "control-abort", "sample"] {
-        assert!(checked.iter().any(|c| c == name), "fixture {name} missing: {checked:?}");
+    for name in [
+        "none",
+        "gzip",
+        "snappy",
+        "snappy-raw",
+        "lz4",
+        "lz4-linked-blocks",
+        "zstd",
+        "transactional-lz4",
+        "control-commit",
+        "control-abort",
+        "sample",
+    ] {
+        assert!(
+            checked.iter().any(|c| c == name),
+            "fixture {name} missing: {checked:?}"
+        );
     }
 }
 
+/// Timestamp, key, value and headers of a record, as plain data.
+type PlainRecord = (
+    i64,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Vec<(Vec<u8>, Option<Vec<u8>>)>,
+);
+
 /// The records our side writes: the same shapes the Python side uses.
-fn our_records(seed: usize) -> Vec<(i64, Option<Vec<u8>>, Option<Vec<u8>>, Vec<(Vec<u8>, Option<Vec<u8>>)>)> {
+fn our_records(seed: usize) -> Vec<PlainRecord> {
     (0..50)
         .map(|i| {
             let key = match i % 3 {
@@ -94,7 +122,11 @@ fn our_records(seed: usize) -> Vec<(i64, Option<Vec<u8>>, Option<Vec<u8>>, Vec<(
             let value = match i % 4 {
                 0 => None,
                 1 => Some(Vec::new()),
-                2 => Some(format!("{{\"page\":\"/item/{}\",\"n\":{i}}}", i % 17).repeat(4).into_bytes()),
+                2 => Some(
+                    format!("{{\"page\":\"/item/{}\",\"n\":{i}}}", i % 17)
+                        .repeat(4)
+                        .into_bytes(),
+                ),
                 _ => Some((0..40).map(|j| ((i * 31 + j + seed) % 256) as u8).collect()),
             };
             let headers = if i % 2 == 0 {
@@ -107,7 +139,12 @@ fn our_records(seed: usize) -> Vec<(i64, Option<Vec<u8>>, Option<Vec<u8>>, Vec<(
             } else {
                 Vec::new()
             };
-            (1_700_000_000_000 + (i as i64) * 3 - (i as i64 % 5), key, value, headers)
+            (
+                1_700_000_000_000 + (i as i64) * 3 - (i as i64 % 5),
+                key,
+                value,
+                headers,
+            )
         })
         .collect()
 }
@@ -123,25 +160,63 @@ fn batches_we_write_are_left_for_kafka_python_to_verify() {
     let mut decompressor = Decompressor::new();
     let mut cases: Vec<(String, BatchHeader, bool)> = Compression::ALL
         .iter()
-        .map(|&c| (c.name().to_owned(), BatchHeader { compression: c, ..BatchHeader::default() }, false))
+        .map(|&c| {
+            (
+                c.name().to_owned(),
+                BatchHeader {
+                    compression: c,
+                    ..BatchHeader::default()
+                },
+                false,
+            )
+        })
         .collect();
-    let txn = BatchHeader { producer_id: 77, producer_epoch: 2, base_sequence: 500, transactional: true, ..BatchHeader::default() };
-    cases.push(("transactional-zstd".into(), BatchHeader { compression: Compression::Zstd, ..txn }, false));
-    cases.push(("control".into(), BatchHeader { control: true, ..txn }, true));
+    let txn = BatchHeader {
+        producer_id: 77,
+        producer_epoch: 2,
+        base_sequence: 500,
+        transactional: true,
+        ..BatchHeader::default()
+    };
+    cases.push((
+        "transactional-zstd".into(),
+        BatchHeader {
+            compression: Compression::Zstd,
+            ..txn
+        },
+        false,
+    ));
+    cases.push((
+        "control".into(),
+        BatchHeader {
+            control: true,
+            ..txn
+        },
+        true,
+    ));
     for (seed, (name, header, control)) in cases.into_iter().enumerate() {
         // Two batches per file, the second at a later base offset, as in a segment.
         let mut file = BytesMut::new();
         let mut expected = Vec::new();
         for base_offset in [0i64, 1000] {
-            let header = BatchHeader { base_offset, ..header };
+            let header = BatchHeader {
+                base_offset,
+                ..header
+            };
             let mut b = BatchBuilder::new(header);
             if control {
-                let kind = if base_offset == 0 { ControlType::Commit } else { ControlType::Abort };
-                b.push_control(1_700_000_000_000, &ControlRecord::marker(kind, 9)).unwrap();
+                let kind = if base_offset == 0 {
+                    ControlType::Commit
+                } else {
+                    ControlType::Abort
+                };
+                b.push_control(1_700_000_000_000, &ControlRecord::marker(kind, 9))
+                    .unwrap();
             } else {
                 for (ts, key, value, headers) in our_records(seed) {
                     let headers = headers.iter().map(|(k, v)| (k.as_slice(), v.as_deref()));
-                    b.push(ts, key.as_deref(), value.as_deref(), headers).unwrap();
+                    b.push(ts, key.as_deref(), value.as_deref(), headers)
+                        .unwrap();
                 }
             }
             let bytes = b.finish(&mut compressor).unwrap();
@@ -159,15 +234,28 @@ fn batches_we_write_are_left_for_kafka_python_to_verify() {
                                "value": hex(value.as_deref()), "headers": headers, "control": null})
                     })
                     .collect();
-                assert_eq!(described["records"], Value::Array(records.clone()), "{name}: our own reader");
+                assert_eq!(
+                    described["records"],
+                    Value::Array(records.clone()),
+                    "{name}: our own reader"
+                );
                 described["records"] = Value::Array(records);
             }
             expected.push(described);
             file.put_slice(&bytes);
         }
         fs::write(out.join(format!("{name}.bin")), &file).unwrap();
-        fs::write(out.join(format!("{name}.json")), json!({"batches": expected}).to_string()).unwrap();
+        fs::write(
+            out.join(format!("{name}.json")),
+            json!({"batches": expected}).to_string(),
+        )
+        .unwrap();
     }
     let written = fs::read_dir(&out).unwrap().count();
-    assert_eq!(written, 14, "7 cases, a .bin and a .json each, in {}", out.display());
+    assert_eq!(
+        written,
+        14,
+        "7 cases, a .bin and a .json each, in {}",
+        out.display()
+    );
 }

@@ -24,7 +24,8 @@ fn build(header: BatchHeader, records: &[Plain]) -> Bytes {
     let mut b = BatchBuilder::new(header);
     for r in records {
         let headers = r.headers.iter().map(|(k, v)| (k.as_slice(), v.as_deref()));
-        b.push(r.timestamp, r.key.as_deref(), r.value.as_deref(), headers).unwrap();
+        b.push(r.timestamp, r.key.as_deref(), r.value.as_deref(), headers)
+            .unwrap();
     }
     b.finish(&mut Compressor::new()).unwrap()
 }
@@ -37,7 +38,10 @@ fn read_all(bytes: Bytes) -> (RecordBatch, Vec<(i64, Plain)>) {
         .iter()
         .map(|r| {
             let r = r.unwrap();
-            let headers = r.headers().map(|h| (h.key.to_vec(), h.value.map(<[u8]>::to_vec))).collect();
+            let headers = r
+                .headers()
+                .map(|h| (h.key.to_vec(), h.value.map(<[u8]>::to_vec)))
+                .collect();
             (
                 r.offset(),
                 Plain {
@@ -54,8 +58,18 @@ fn read_all(bytes: Bytes) -> (RecordBatch, Vec<(i64, Plain)>) {
 
 fn sample() -> Vec<Plain> {
     vec![
-        Plain { timestamp: 1_700_000_000_000, key: None, value: None, headers: vec![] },
-        Plain { timestamp: 1_700_000_000_005, key: Some(vec![]), value: Some(vec![]), headers: vec![] },
+        Plain {
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: None,
+            headers: vec![],
+        },
+        Plain {
+            timestamp: 1_700_000_000_005,
+            key: Some(vec![]),
+            value: Some(vec![]),
+            headers: vec![],
+        },
         Plain {
             timestamp: 1_699_999_999_990,
             key: Some(b"user-1".to_vec()),
@@ -106,10 +120,18 @@ fn every_codec_round_trips_fields_and_records() {
 
 #[test]
 fn log_append_time_gives_every_record_the_max_timestamp() {
-    let header = BatchHeader { timestamp_type: TimestampType::LogAppendTime, ..BatchHeader::default() };
+    let header = BatchHeader {
+        timestamp_type: TimestampType::LogAppendTime,
+        ..BatchHeader::default()
+    };
     let (batch, records) = read_all(build(header, &sample()));
-    assert_eq!(batch.attributes().timestamp_type(), TimestampType::LogAppendTime);
-    assert!(records.iter().all(|(_, r)| r.timestamp == 1_700_000_000_005));
+    assert_eq!(
+        batch.attributes().timestamp_type(),
+        TimestampType::LogAppendTime
+    );
+    assert!(records
+        .iter()
+        .all(|(_, r)| r.timestamp == 1_700_000_000_005));
 }
 
 #[test]
@@ -150,22 +172,36 @@ fn key_and_value_bytes_share_the_batch_buffer() {
     let third = records.iter().nth(2).unwrap().unwrap();
     let key = third.key_bytes().unwrap();
     let range = bytes.as_ptr() as usize..bytes.as_ptr() as usize + bytes.len();
-    assert!(range.contains(&(key.as_ptr() as usize)), "key must point into the fetched bytes");
+    assert!(
+        range.contains(&(key.as_ptr() as usize)),
+        "key must point into the fetched bytes"
+    );
     assert_eq!(&key[..], b"user-1");
 }
 
 #[test]
 fn segment_of_batches_iterates_in_order_and_reports_positions() {
     let mut segment = BytesMut::new();
-    let a = build(BatchHeader { base_offset: 0, ..BatchHeader::default() }, &sample());
+    let a = build(
+        BatchHeader {
+            base_offset: 0,
+            ..BatchHeader::default()
+        },
+        &sample(),
+    );
     let b = build(
-        BatchHeader { base_offset: 3, compression: Compression::Lz4, ..BatchHeader::default() },
+        BatchHeader {
+            base_offset: 3,
+            compression: Compression::Lz4,
+            ..BatchHeader::default()
+        },
         &sample(),
     );
     segment.put_slice(&a);
     segment.put_slice(&b);
-    let batches: Vec<RecordBatch> =
-        RecordBatches::new(segment.freeze()).collect::<Result<_, _>>().unwrap();
+    let batches: Vec<RecordBatch> = RecordBatches::new(segment.freeze())
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(batches.len(), 2);
     assert_eq!(batches[1].position(), a.len());
     assert_eq!(batches[1].base_offset(), 3);
@@ -181,7 +217,10 @@ fn truncated_segment_reports_the_offset_of_the_cut_batch() {
     assert!(it.next().unwrap().is_ok());
     assert!(it.rest_is_partial_batch());
     let err = it.next().unwrap().unwrap_err();
-    assert!(matches!(err, Error::Truncated { offset, .. } if offset == a.len()), "{err}");
+    assert!(
+        matches!(err, Error::Truncated { offset, .. } if offset == a.len()),
+        "{err}"
+    );
     assert!(it.next().is_none(), "iteration stops after the damage");
 }
 
@@ -192,7 +231,9 @@ fn corrupt_crc_is_reported_with_both_values() {
     bytes[last] ^= 0x01;
     let batch = RecordBatch::from_bytes(bytes.freeze()).unwrap();
     let err = batch.verify_crc().unwrap_err();
-    assert!(matches!(err, Error::CrcMismatch { offset: 0, stored, computed } if stored != computed));
+    assert!(
+        matches!(err, Error::CrcMismatch { offset: 0, stored, computed } if stored != computed)
+    );
 }
 
 #[test]
@@ -201,7 +242,13 @@ fn magic_0_and_1_are_unsupported_not_a_panic() {
         let mut bytes = BytesMut::from(&build(BatchHeader::default(), &sample())[..]);
         bytes[16] = magic;
         let err = RecordBatch::from_bytes(bytes.freeze()).unwrap_err();
-        assert_eq!(err, Error::UnsupportedMagic { magic: magic as i8, offset: 0 });
+        assert_eq!(
+            err,
+            Error::UnsupportedMagic {
+                magic: magic as i8,
+                offset: 0
+            }
+        );
         assert!(err.to_string().contains("magic"));
     }
 }
@@ -241,61 +288,166 @@ fn first_record_error(bytes: Bytes) -> Error {
 fn hostile_records_get_typed_errors() {
     // Record count far beyond what the bytes can hold.
     let err = first_record_error(raw_batch(1_000_000, &[0; 14]));
-    assert!(matches!(err, Error::Invalid { field: "recordsCount", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Invalid {
+                field: "recordsCount",
+                ..
+            }
+        ),
+        "{err}"
+    );
     // A key length past the end of the record.
     let err = first_record_error(raw_batch(1, &[14, 0, 0, 0, 100, 0, 0, 0]));
     assert!(matches!(err, Error::Truncated { .. }), "{err}");
     // A record length past the end of the batch.
     let err = first_record_error(raw_batch(1, &[0x7e, 0, 0, 0, 1, 1, 0, 0]));
-    assert!(matches!(err, Error::Truncated { field: "record", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Truncated {
+                field: "record",
+                ..
+            }
+        ),
+        "{err}"
+    );
     // Negative record length.
     let err = first_record_error(raw_batch(1, &[3, 0, 0, 0, 1, 1, 0, 0]));
-    assert!(matches!(err, Error::Invalid { field: "record length", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Invalid {
+                field: "record length",
+                ..
+            }
+        ),
+        "{err}"
+    );
     // Huge varint (11 bytes of continuation).
     let mut huge = vec![14u8, 0];
     huge.extend([0xff; 11]);
     let err = first_record_error(raw_batch(1, &huge));
-    assert!(matches!(err, Error::Invalid { .. } | Error::Truncated { .. }), "{err}");
+    assert!(
+        matches!(err, Error::Invalid { .. } | Error::Truncated { .. }),
+        "{err}"
+    );
     // Negative key length other than -1.
     let err = first_record_error(raw_batch(1, &[12, 0, 0, 0, 5, 1, 0, 0, 0, 0, 0, 0, 0]));
-    assert!(matches!(err, Error::Invalid { field: "keyLength", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Invalid {
+                field: "keyLength",
+                ..
+            }
+        ),
+        "{err}"
+    );
     // A record whose fields leave bytes unread inside its length.
     let err = first_record_error(raw_batch(1, &[16, 0, 0, 0, 1, 1, 0, 0, 0]));
-    assert!(matches!(err, Error::Invalid { field: "record length", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Invalid {
+                field: "record length",
+                ..
+            }
+        ),
+        "{err}"
+    );
     // Bytes left after the counted records.
     let err = first_record_error(raw_batch(1, &[12, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0]));
-    assert!(matches!(err, Error::Invalid { field: "recordsCount", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Invalid {
+                field: "recordsCount",
+                ..
+            }
+        ),
+        "{err}"
+    );
     // Negative header count and a null header key.
     let err = first_record_error(raw_batch(1, &[12, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0]));
-    assert!(matches!(err, Error::Invalid { field: "headersCount", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Invalid {
+                field: "headersCount",
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = first_record_error(raw_batch(1, &[14, 0, 0, 0, 1, 1, 2, 1, 1, 0, 0, 0, 0]));
-    assert!(matches!(err, Error::Invalid { field: "headerKeyLength", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Invalid {
+                field: "headerKeyLength",
+                ..
+            }
+        ),
+        "{err}"
+    );
     // batchLength below the header size, and an unknown codec id.
     let mut short = BytesMut::from(&raw_batch(0, &[])[..]);
     short[8..12].copy_from_slice(&10i32.to_be_bytes());
-    assert!(matches!(first_record_error(short.freeze()), Error::Invalid { field: "batchLength", .. }));
+    assert!(matches!(
+        first_record_error(short.freeze()),
+        Error::Invalid {
+            field: "batchLength",
+            ..
+        }
+    ));
     let mut codec = BytesMut::from(&raw_batch(0, &[])[..]);
     codec[22] = 7;
-    assert!(matches!(first_record_error(codec.freeze()), Error::UnknownCompression { codec: 7, .. }));
+    assert!(matches!(
+        first_record_error(codec.freeze()),
+        Error::UnknownCompression { codec: 7, .. }
+    ));
 }
 
 #[test]
 fn a_compression_bomb_hits_the_cap() {
-    let header = BatchHeader { compression: Compression::Gzip, ..BatchHeader::default() };
+    let header = BatchHeader {
+        compression: Compression::Gzip,
+        ..BatchHeader::default()
+    };
     let mut b = BatchBuilder::new(header);
     let zeros = vec![0u8; 1 << 20];
     for _ in 0..8 {
-        b.push(0, None, Some(&zeros), std::iter::empty::<(&[u8], Option<&[u8]>)>()).unwrap();
+        b.push(
+            0,
+            None,
+            Some(&zeros),
+            std::iter::empty::<(&[u8], Option<&[u8]>)>(),
+        )
+        .unwrap();
     }
     let bytes = b.finish(&mut Compressor::new()).unwrap();
-    assert!(bytes.len() < 64 * 1024, "8 MiB of zeros compress to {} bytes", bytes.len());
+    assert!(
+        bytes.len() < 64 * 1024,
+        "8 MiB of zeros compress to {} bytes",
+        bytes.len()
+    );
     let batch = RecordBatch::from_bytes(bytes).unwrap();
-    let err = batch.decode(&mut Decompressor::with_max_output(1 << 20)).unwrap_err();
-    assert!(matches!(err, Error::DecompressLimit { limit, .. } if limit == 1 << 20), "{err}");
+    let err = batch
+        .decode(&mut Decompressor::with_max_output(1 << 20))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::DecompressLimit { limit, .. } if limit == 1 << 20),
+        "{err}"
+    );
 }
 
 fn arb_bytes() -> impl Strategy<Value = Option<Vec<u8>>> {
-    prop_oneof![Just(None), proptest::collection::vec(any::<u8>(), 0..64).prop_map(Some)]
+    prop_oneof![
+        Just(None),
+        proptest::collection::vec(any::<u8>(), 0..64).prop_map(Some)
+    ]
 }
 
 fn arb_record() -> impl Strategy<Value = Plain> {
@@ -303,9 +455,17 @@ fn arb_record() -> impl Strategy<Value = Plain> {
         any::<i64>(),
         arb_bytes(),
         arb_bytes(),
-        proptest::collection::vec((proptest::collection::vec(any::<u8>(), 0..8), arb_bytes()), 0..4),
+        proptest::collection::vec(
+            (proptest::collection::vec(any::<u8>(), 0..8), arb_bytes()),
+            0..4,
+        ),
     )
-        .prop_map(|(timestamp, key, value, headers)| Plain { timestamp, key, value, headers })
+        .prop_map(|(timestamp, key, value, headers)| Plain {
+            timestamp,
+            key,
+            value,
+            headers,
+        })
 }
 
 proptest! {

@@ -152,7 +152,10 @@ impl RecordBatch {
         }
         let magic = input[field::MAGIC] as i8;
         if magic != 2 {
-            return Err(Error::UnsupportedMagic { magic, offset: position });
+            return Err(Error::UnsupportedMagic {
+                magic,
+                offset: position,
+            });
         }
         let mut len = [0u8; 4];
         len.copy_from_slice(&input[field::BATCH_LENGTH..field::BATCH_LENGTH + 4]);
@@ -169,10 +172,16 @@ impl RecordBatch {
         if input.len() < total {
             return Err(truncated("record batch", 0, total));
         }
-        let batch = RecordBatch { bytes: input.slice(..total), position };
+        let batch = RecordBatch {
+            bytes: input.slice(..total),
+            position,
+        };
         let codec = batch.attributes().compression_id();
         if Compression::from_id(codec).is_none() {
-            return Err(Error::UnknownCompression { codec, offset: position + field::ATTRIBUTES });
+            return Err(Error::UnknownCompression {
+                codec,
+                offset: position + field::ATTRIBUTES,
+            });
         }
         let count = batch.records_count();
         if count < 0 {
@@ -215,7 +224,8 @@ impl RecordBatch {
 
     /// Offset of the last record (`baseOffset + lastOffsetDelta`).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset().wrapping_add(i64::from(self.last_offset_delta()))
+        self.base_offset()
+            .wrapping_add(i64::from(self.last_offset_delta()))
     }
 
     /// The `batchLength` field: bytes after it.
@@ -300,7 +310,11 @@ impl RecordBatch {
         if stored == computed {
             Ok(())
         } else {
-            Err(Error::CrcMismatch { offset: self.position, stored, computed })
+            Err(Error::CrcMismatch {
+                offset: self.position,
+                stored,
+                computed,
+            })
         }
     }
 
@@ -318,7 +332,11 @@ impl RecordBatch {
             _ => decompressor.decompress(codec, &self.bytes[field::RECORDS..])?,
         };
         // Offsets inside decompressed data have no place in the input; point at the batch.
-        let origin = if codec == Compression::None { self.position + field::RECORDS } else { 0 };
+        let origin = if codec == Compression::None {
+            self.position + field::RECORDS
+        } else {
+            0
+        };
         DecodedRecords::new(self, data, origin, codec != Compression::None)
     }
 
@@ -343,7 +361,11 @@ pub struct RecordBatches {
 impl RecordBatches {
     /// Batches of `input`, whose first byte is a batch header.
     pub fn new(input: Bytes) -> Self {
-        RecordBatches { input, pos: 0, failed: false }
+        RecordBatches {
+            input,
+            pos: 0,
+            failed: false,
+        }
     }
 
     /// Bytes consumed by the batches returned so far.

@@ -76,7 +76,13 @@ impl BatchBuilder {
         if header.compression == Compression::None {
             buf.put_bytes(0, BATCH_HEADER_LEN);
         }
-        BatchBuilder { header, buf, count: 0, base_timestamp: -1, max_timestamp: -1 }
+        BatchBuilder {
+            header,
+            buf,
+            count: 0,
+            base_timestamp: -1,
+            max_timestamp: -1,
+        }
     }
 
     /// Number of records added.
@@ -127,7 +133,11 @@ impl BatchBuilder {
         K: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        let base = if self.count == 0 { timestamp } else { self.base_timestamp };
+        let base = if self.count == 0 {
+            timestamp
+        } else {
+            self.base_timestamp
+        };
         let bytes_len = |b: Option<&[u8]>| match b {
             Some(b) => varint_len(b.len() as i64) + b.len(),
             None => 1,
@@ -165,10 +175,16 @@ impl BatchBuilder {
         let (body, header_count) = self.body_len(timestamp, key, value, headers.clone());
         let record_len = varint_len(body as i64) + body;
         if self.buf.len().saturating_add(record_len) > i32::MAX as usize - BATCH_HEADER_LEN {
-            return Err(Error::TooLarge { what: "record batch", size: self.buf.len() + record_len });
+            return Err(Error::TooLarge {
+                what: "record batch",
+                size: self.buf.len() + record_len,
+            });
         }
         if self.count == i32::MAX {
-            return Err(Error::TooLarge { what: "record count", size: self.count as usize });
+            return Err(Error::TooLarge {
+                what: "record count",
+                size: self.count as usize,
+            });
         }
         if self.count == 0 {
             self.base_timestamp = timestamp;
@@ -195,12 +211,23 @@ impl BatchBuilder {
     pub fn push_control(&mut self, timestamp: i64, control: &ControlRecord) -> Result<()> {
         let key = control.key();
         let value = control.value();
-        self.push(timestamp, Some(&key), Some(&value), std::iter::empty::<(&[u8], Option<&[u8]>)>())
+        self.push(
+            timestamp,
+            Some(&key),
+            Some(&value),
+            std::iter::empty::<(&[u8], Option<&[u8]>)>(),
+        )
     }
 
     /// Finishes the batch: compresses the records if asked, fills the header and the CRC.
     pub fn finish(self, compressor: &mut Compressor) -> Result<Bytes> {
-        let BatchBuilder { header, buf, count, base_timestamp, max_timestamp } = self;
+        let BatchBuilder {
+            header,
+            buf,
+            count,
+            base_timestamp,
+            max_timestamp,
+        } = self;
         let mut out = match header.compression {
             Compression::None => buf,
             codec => {
@@ -210,14 +237,22 @@ impl BatchBuilder {
                 out
             }
         };
-        let batch_length = i32::try_from(out.len() - LOG_OVERHEAD)
-            .map_err(|_| Error::TooLarge { what: "record batch", size: out.len() })?;
-        let attributes =
-            Attributes::new(header.compression, header.timestamp_type, header.transactional, header.control);
+        let batch_length =
+            i32::try_from(out.len() - LOG_OVERHEAD).map_err(|_| Error::TooLarge {
+                what: "record batch",
+                size: out.len(),
+            })?;
+        let attributes = Attributes::new(
+            header.compression,
+            header.timestamp_type,
+            header.transactional,
+            header.control,
+        );
         let h = &mut out[..BATCH_HEADER_LEN];
         h[field::BASE_OFFSET..][..8].copy_from_slice(&header.base_offset.to_be_bytes());
         h[field::BATCH_LENGTH..][..4].copy_from_slice(&batch_length.to_be_bytes());
-        h[field::PARTITION_LEADER_EPOCH..][..4].copy_from_slice(&header.partition_leader_epoch.to_be_bytes());
+        h[field::PARTITION_LEADER_EPOCH..][..4]
+            .copy_from_slice(&header.partition_leader_epoch.to_be_bytes());
         h[field::MAGIC] = 2;
         h[field::ATTRIBUTES..][..2].copy_from_slice(&attributes.0.to_be_bytes());
         h[field::LAST_OFFSET_DELTA..][..4].copy_from_slice(&(count - 1).max(0).to_be_bytes());

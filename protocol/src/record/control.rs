@@ -56,7 +56,11 @@ pub struct ControlRecord {
 impl ControlRecord {
     /// A transaction marker as the coordinator writes it.
     pub fn marker(kind: ControlType, coordinator_epoch: i32) -> Self {
-        ControlRecord { version: 0, kind, coordinator_epoch: Some(coordinator_epoch) }
+        ControlRecord {
+            version: 0,
+            kind,
+            coordinator_epoch: Some(coordinator_epoch),
+        }
     }
 
     /// Decodes the control record a record of a control batch carries.
@@ -79,7 +83,11 @@ impl ControlRecord {
             }
             _ => None,
         };
-        Ok(ControlRecord { version, kind, coordinator_epoch })
+        Ok(ControlRecord {
+            version,
+            kind,
+            coordinator_epoch,
+        })
     }
 
     /// The record key bytes.

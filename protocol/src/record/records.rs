@@ -14,7 +14,7 @@
 use bytes::Bytes;
 
 use super::batch::{RecordBatch, TimestampType, MIN_RECORD_LEN};
-use super::wire::Reader;
+use super::wire::{fast_bytes, fast_varint, Reader};
 use crate::error::{Error, Result};
 
 /// The records of one batch, ready to iterate.
@@ -46,9 +46,17 @@ impl DecodedRecords {
             let reason = format!(
                 "{count} records cannot fit in {} bytes{}",
                 data.len(),
-                if decompressed { " of decompressed data" } else { "" }
+                if decompressed {
+                    " of decompressed data"
+                } else {
+                    ""
+                }
             );
-            return Err(Error::Invalid { field: "recordsCount", offset: batch.position(), reason });
+            return Err(Error::Invalid {
+                field: "recordsCount",
+                offset: batch.position(),
+                reason,
+            });
         }
         Ok(DecodedRecords {
             data,
@@ -65,7 +73,10 @@ impl DecodedRecords {
     /// Wraps an error found in decompressed data with the position of its batch.
     fn locate(&self, e: Error) -> Error {
         match self.compressed_batch_at {
-            Some(batch_offset) => Error::InCompressedBatch { batch_offset, source: Box::new(e) },
+            Some(batch_offset) => Error::InCompressedBatch {
+                batch_offset,
+                source: Box::new(e),
+            },
             None => e,
         }
     }
@@ -87,7 +98,12 @@ impl DecodedRecords {
 
     /// Iterates the records. Each item is a record or the error that ends the iteration.
     pub fn iter(&self) -> Records<'_> {
-        Records { owner: self, reader: Reader::new(&self.data, self.origin), left: self.count, done: false }
+        Records {
+            owner: self,
+            reader: Reader::new(&self.data, self.origin),
+            left: self.count,
+            done: false,
+        }
     }
 }
 
@@ -109,8 +125,90 @@ pub struct Records<'a> {
     done: bool,
 }
 
+/// The fields of one record, as the fast path reads them.
+struct Fields<'a> {
+    attributes: i8,
+    timestamp_delta: i64,
+    offset_delta: i32,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    headers: &'a [u8],
+    header_count: u32,
+}
+
+/// Reads the record at `*pos` and moves past it, or `None` if anything is off; then the
+/// checked reader runs to name the fault. Same rules as the checked path: the fields must
+/// fill exactly the record's length.
+#[inline(always)]
+fn fast_record<'a>(data: &'a [u8], pos: &mut usize) -> Option<Fields<'a>> {
+    let mut p = *pos;
+    let len = fast_varint(data, &mut p, 5)?;
+    let end = p.checked_add(usize::try_from(len).ok()?)?;
+    let body = data.get(..end)?;
+    let attributes = *body.get(p)? as i8;
+    p += 1;
+    let timestamp_delta = fast_varint(body, &mut p, 10)?;
+    let offset_delta = fast_varint(body, &mut p, 5)? as i32;
+    let key = fast_bytes(body, &mut p, true)?;
+    let value = fast_bytes(body, &mut p, true)?;
+    let header_count = u32::try_from(fast_varint(body, &mut p, 5)?).ok()?;
+    let headers_start = p;
+    for _ in 0..header_count {
+        fast_bytes(body, &mut p, false)?;
+        fast_bytes(body, &mut p, true)?;
+    }
+    if p != end {
+        return None;
+    }
+    *pos = end;
+    Some(Fields {
+        attributes,
+        timestamp_delta,
+        offset_delta,
+        key,
+        value,
+        headers: &body[headers_start..end],
+        header_count,
+    })
+}
+
 impl<'a> Records<'a> {
+    #[inline(always)]
     fn read_record(&mut self) -> Result<Record<'a>> {
+        let mut pos = self.reader.pos();
+        let fields = match fast_record(self.reader.data(), &mut pos) {
+            Some(fields) => {
+                self.reader.set_pos(pos);
+                fields
+            }
+            None => self.read_record_checked()?,
+        };
+        let owner = self.owner;
+        let timestamp = if owner.log_append_time {
+            owner.max_timestamp
+        } else {
+            owner.base_timestamp.wrapping_add(fields.timestamp_delta)
+        };
+        Ok(Record {
+            data: &owner.data,
+            offset: owner
+                .base_offset
+                .wrapping_add(i64::from(fields.offset_delta)),
+            timestamp,
+            attributes: fields.attributes,
+            key: fields.key,
+            value: fields.value,
+            headers: Headers {
+                data: fields.headers,
+                left: fields.header_count,
+            },
+        })
+    }
+
+    /// The slow path: reads a record field by field with errors that say what and where.
+    #[cold]
+    #[inline(never)]
+    fn read_record_checked(&mut self) -> Result<Fields<'a>> {
         let r = &mut self.reader;
         let len_at = r.pos();
         let len_offset = r.offset();
@@ -129,7 +227,11 @@ impl<'a> Records<'a> {
         let headers_at = b.pos();
         let header_count = b.varint("headersCount")?;
         if header_count < 0 {
-            return Err(b.invalid("headersCount", headers_at, format!("negative count {header_count}")));
+            return Err(b.invalid(
+                "headersCount",
+                headers_at,
+                format!("negative count {header_count}"),
+            ));
         }
         let headers_start = b.pos();
         for _ in 0..header_count {
@@ -142,22 +244,20 @@ impl<'a> Records<'a> {
         }
         if b.remaining() != 0 {
             let reason = format!("{} bytes left after the last field", b.remaining());
-            return Err(Error::Invalid { field: "record length", offset: len_offset, reason });
+            return Err(Error::Invalid {
+                field: "record length",
+                offset: len_offset,
+                reason,
+            });
         }
-        let owner = self.owner;
-        let timestamp = if owner.log_append_time {
-            owner.max_timestamp
-        } else {
-            owner.base_timestamp.wrapping_add(timestamp_delta)
-        };
-        Ok(Record {
-            data: &owner.data,
-            offset: owner.base_offset.wrapping_add(i64::from(offset_delta)),
-            timestamp,
+        Ok(Fields {
             attributes,
+            timestamp_delta,
+            offset_delta,
             key,
             value,
-            headers: Headers { data: &body[headers_start..], left: header_count as u32 },
+            headers: &body[headers_start..],
+            header_count: header_count as u32,
         })
     }
 }
@@ -174,8 +274,13 @@ impl<'a> Iterator for Records<'a> {
             // The count is exhausted but bytes remain: the batch is corrupt (Java's client
             // rejects this too), and silently ignoring them could hide lost records.
             self.done = true;
-            let reason = format!("{} bytes after the last of the counted records", self.reader.remaining());
-            let err = self.reader.invalid("recordsCount", self.reader.pos(), reason);
+            let reason = format!(
+                "{} bytes after the last of the counted records",
+                self.reader.remaining()
+            );
+            let err = self
+                .reader
+                .invalid("recordsCount", self.reader.pos(), reason);
             return Some(Err(self.owner.locate(err)));
         }
         match self.read_record() {
@@ -279,7 +384,10 @@ impl<'a> Iterator for Headers<'a> {
         // The record was validated when it was read, so this parse cannot fail; if it somehow
         // did, ending the iteration is safer than a panic.
         let mut r = Reader::new(self.data, 0);
-        let key = r.nullable_bytes("headerKeyLength", "headerKey").ok().flatten()?;
+        let key = r
+            .nullable_bytes("headerKeyLength", "headerKey")
+            .ok()
+            .flatten()?;
         let value = r.nullable_bytes("headerValueLength", "headerValue").ok()?;
         self.data = &self.data[r.pos()..];
         self.left -= 1;

@@ -19,13 +19,29 @@ pub(crate) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(data: &'a [u8], origin: usize) -> Self {
-        Reader { data, pos: 0, origin }
+        Reader {
+            data,
+            pos: 0,
+            origin,
+        }
     }
 
     /// The index of the next byte in `data`.
     #[inline]
     pub(crate) fn pos(&self) -> usize {
         self.pos
+    }
+
+    /// The whole slice the reader walks.
+    #[inline]
+    pub(crate) fn data(&self) -> &'a [u8] {
+        self.data
+    }
+
+    /// Moves to index `pos` (at most the slice length).
+    #[inline]
+    pub(crate) fn set_pos(&mut self, pos: usize) {
+        self.pos = pos.min(self.data.len());
     }
 
     /// The absolute offset of the next byte, for error messages.
@@ -40,17 +56,29 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn truncated(&self, field: &'static str, needed: usize) -> Error {
-        Error::Truncated { field, offset: self.offset(), needed, available: self.remaining() }
+        Error::Truncated {
+            field,
+            offset: self.offset(),
+            needed,
+            available: self.remaining(),
+        }
     }
 
     pub(crate) fn invalid(&self, field: &'static str, at: usize, reason: String) -> Error {
-        Error::Invalid { field, offset: self.origin + at, reason }
+        Error::Invalid {
+            field,
+            offset: self.origin + at,
+            reason,
+        }
     }
 
     /// Takes the next `len` bytes.
     #[inline]
     pub(crate) fn bytes(&mut self, len: usize, field: &'static str) -> Result<&'a [u8]> {
-        let slice = self.pos.checked_add(len).and_then(|end| self.data.get(self.pos..end));
+        let slice = self
+            .pos
+            .checked_add(len)
+            .and_then(|end| self.data.get(self.pos..end));
         match slice {
             Some(s) => {
                 self.pos += len;
@@ -101,7 +129,11 @@ impl<'a> Reader<'a> {
         }
         let raw = self.unsigned_varint(field, 5)?;
         let v = u32::try_from(raw).map_err(|_| {
-            self.invalid(field, self.pos, format!("varint {raw} does not fit in 32 bits"))
+            self.invalid(
+                field,
+                self.pos,
+                format!("varint {raw} does not fit in 32 bits"),
+            )
         })?;
         Ok(((v >> 1) as i32) ^ -((v & 1) as i32))
     }
@@ -134,7 +166,11 @@ impl<'a> Reader<'a> {
                 return Ok(value);
             }
         }
-        Err(self.invalid(field, start, format!("varint longer than {max_bytes} bytes")))
+        Err(self.invalid(
+            field,
+            start,
+            format!("varint longer than {max_bytes} bytes"),
+        ))
     }
 
     /// A varint-prefixed byte string where -1 means null.
@@ -153,12 +189,57 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Decodes the zigzag varint at `*pos` of at most `max_bytes` bytes and moves `*pos` past it;
+/// `None` if it is truncated or too long. The hot path of record iteration: failures are then
+/// re-read with [`Reader`] to say exactly what was wrong.
+#[inline(always)]
+pub(crate) fn fast_varint(data: &[u8], pos: &mut usize, max_bytes: u32) -> Option<i64> {
+    let mut i = *pos;
+    let mut value: u64 = 0;
+    let mut shift = 0;
+    loop {
+        let b = *data.get(i)?;
+        i += 1;
+        value |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            break;
+        }
+        shift += 7;
+        if shift >= 7 * max_bytes {
+            return None;
+        }
+    }
+    *pos = i;
+    if max_bytes <= 5 && value > u64::from(u32::MAX) {
+        return None;
+    }
+    Some(((value >> 1) as i64) ^ -((value & 1) as i64))
+}
+
+/// Skips a varint-prefixed byte string at `*pos` (-1 is null when `nullable`), returning it.
+#[inline(always)]
+pub(crate) fn fast_bytes<'a>(
+    data: &'a [u8],
+    pos: &mut usize,
+    nullable: bool,
+) -> Option<Option<&'a [u8]>> {
+    let len = fast_varint(data, pos, 5)?;
+    if len < 0 {
+        return (len == -1 && nullable).then_some(None);
+    }
+    let start = *pos;
+    let end = start.checked_add(len as usize)?;
+    let bytes = data.get(start..end)?;
+    *pos = end;
+    Some(Some(bytes))
+}
+
 /// Bytes a zigzag varint of `v` takes.
 #[inline]
 pub(crate) fn varint_len(v: i64) -> usize {
     let z = ((v << 1) ^ (v >> 63)) as u64;
     // One byte per started group of 7 bits; zero still takes one byte.
-    ((64 - (z | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (z | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Writes `v` as a zigzag varint (varlong when it needs more than 32 bits).
@@ -203,7 +284,10 @@ mod tests {
             if let Ok(small) = i32::try_from(v) {
                 assert_eq!(Reader::new(&buf, 0).varint("v").unwrap(), small);
             } else {
-                assert!(Reader::new(&buf, 0).varint("v").is_err(), "{v} must not fit a varint");
+                assert!(
+                    Reader::new(&buf, 0).varint("v").is_err(),
+                    "{v} must not fit a varint"
+                );
             }
         }
     }
@@ -211,10 +295,34 @@ mod tests {
     #[test]
     fn overlong_and_truncated_varints_are_errors_with_offsets() {
         let overlong = [0xffu8; 11];
-        let err = Reader::new(&overlong, 100).varlong("timestampDelta").unwrap_err();
-        assert!(matches!(err, Error::Invalid { field: "timestampDelta", offset: 100, .. }), "{err}");
-        let err = Reader::new(&overlong[..3], 7).varint("offsetDelta").unwrap_err();
-        assert!(matches!(err, Error::Truncated { field: "offsetDelta", offset: 7, .. }), "{err}");
+        let err = Reader::new(&overlong, 100)
+            .varlong("timestampDelta")
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Invalid {
+                    field: "timestampDelta",
+                    offset: 100,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = Reader::new(&overlong[..3], 7)
+            .varint("offsetDelta")
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Truncated {
+                    field: "offsetDelta",
+                    offset: 7,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

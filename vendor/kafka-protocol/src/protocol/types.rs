@@ -985,7 +985,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                let mut result = Vec::with_capacity(bounded_capacity(n as usize, buf.remaining()));
+                let mut result = Vec::with_capacity(bounded_capacity::<T>(n as usize, buf.remaining()));
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -1093,7 +1093,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                let mut result = Vec::with_capacity(bounded_capacity((n - 1) as usize, buf.remaining()));
+                let mut result = Vec::with_capacity(bounded_capacity::<T>((n - 1) as usize, buf.remaining()));
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -1198,7 +1198,9 @@ mod tests {
 }
 
 /// sluice patch: an array length comes from the wire, so it must not size an allocation by
-/// itself. Every element takes at least one byte, so no more than `remaining` can follow.
-fn bounded_capacity(claimed: usize, remaining: usize) -> usize {
-    claimed.min(remaining)
+/// itself. Every element takes at least one byte, so no more than `remaining` can follow; and
+/// the preallocation may take no more memory than the bytes that remain, so a small frame
+/// cannot reserve gigabytes. The vector still grows to whatever the elements really need.
+fn bounded_capacity<T>(claimed: usize, remaining: usize) -> usize {
+    claimed.min(remaining / std::mem::size_of::<T>().max(1))
 }
