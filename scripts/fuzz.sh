@@ -22,6 +22,14 @@ for target in $targets; do
   mkdir -p "$corpus"
   case $target in
     record_batch) cp "$seed_dir"/*.bin "$corpus"/ ;;
+    decompress)
+      # The first byte picks the codec (gzip, snappy, lz4, zstd), the rest is a records
+      # section (a batch minus its 61-byte header).
+      for f in "$seed_dir"/{gzip,snappy,snappy-raw,lz4,lz4-linked-blocks,zstd}.bin; do
+        name=$(basename "$f" .bin)
+        case $name in gzip) pick='\x00' ;; snappy*) pick='\x01' ;; lz4*) pick='\x02' ;; zstd) pick='\x03' ;; esac
+        { printf "$pick"; tail -c +62 "$f"; } > "$corpus/seed-$name"
+      done ;;
   esac
   echo "fuzz $target for ${seconds}s"
   # -malloc_limit_mb: one allocation over 256 MiB is a failure (decompression caps are 1 MiB

@@ -62,3 +62,49 @@ pub fn decompress(data: &[u8]) {
         );
     }
 }
+
+/// Largest frame under fuzzing: big enough for any input libFuzzer makes.
+const FUZZ_MAX_FRAME: usize = 1 << 16;
+
+/// Feeds `data[1..]` to a frame decoder in chunks of `data[0]` bytes (at least one), taking
+/// every complete frame, until the input ends or a frame size is refused.
+pub fn frames(data: &[u8]) {
+    let Some((&chunk, stream)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(chunk).max(1);
+    let mut decoder = crate::frame::FrameDecoder::new(FUZZ_MAX_FRAME);
+    let mut buf = bytes::BytesMut::new();
+    let mut taken = 0;
+    for piece in stream.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => {
+                    taken += crate::frame::SIZE_PREFIX_LEN + frame.len();
+                    let _ = crate::messages::peek_correlation_id(&frame);
+                }
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+    }
+    assert_eq!(
+        taken + buf.len(),
+        stream.len(),
+        "frames and leftovers must account for every byte"
+    );
+}
+
+/// Decodes `data[2..]` as a response frame of the API `data[0]` picks from the version table,
+/// at the version `data[1]` picks from that API's range.
+pub fn response(data: &[u8]) {
+    let [pick_api, pick_version, frame @ ..] = data else {
+        return;
+    };
+    let table = crate::versions::SUPPORTED;
+    let row = table[usize::from(*pick_api) % table.len()];
+    let span = u8::try_from(row.max - row.min + 1).unwrap_or(u8::MAX);
+    let version = row.min + i16::from(*pick_version % span);
+    let _ = crate::messages::decode_response_kind(row.api, version, Bytes::copy_from_slice(frame));
+}
