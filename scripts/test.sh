@@ -18,11 +18,13 @@ step "no C in the library crates and the CLI"
 scripts/check-pure-rust.sh
 
 step "unit, property and integration tests (including benches in test mode)"
-cargo test --workspace --all-targets --locked
+# The kafka-python interop test leaves the batches sluice wrote here for the next step.
+interop_out=$root/target/interop/sluice-written
+SLUICE_INTEROP_OUT=$interop_out cargo test --workspace --all-targets --locked
 
 step "interop with kafka-python (batches sluice wrote, read by another implementation)"
 scripts/python-env.sh
-"$root/.venv/bin/python" scripts/interop/kafka_python_batches.py verify target/interop/sluice-written
+"$root/.venv/bin/python" scripts/interop/kafka_python_batches.py verify "$interop_out"
 
 step "fuzz every decoder briefly"
 scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-20}"
