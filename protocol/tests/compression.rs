@@ -667,3 +667,37 @@ fn check_no_panic(d: &mut Decompressor, codec: Compression, data: &[u8]) {
         assert!(out.len() <= d.max_output());
     }
 }
+
+/// lz4 output buffers are recycled once a batch's `Bytes` is dropped: a smaller batch decoded
+/// into a recycled buffer must not show the stale tail of a larger one, and the cap still
+/// holds in a buffer that arrives already larger than the new output.
+#[test]
+fn recycled_lz4_buffers_never_leak_stale_bytes_or_pass_the_cap() {
+    let mut rng = Rng(99);
+    let mut d = Decompressor::with_max_output(MIB);
+    for size in [900 * 1024, 10, 70 * 1024, 0, 300 * 1024, 1] {
+        let input = rng.text(size);
+        let out = d
+            .decompress(Compression::Lz4, &compress(Compression::Lz4, &input))
+            .unwrap();
+        assert_eq!(&out[..], &input[..], "{size} bytes after a larger batch");
+        drop(out);
+    }
+    let big = compress(Compression::Lz4, &vec![b'x'; MIB + 1]);
+    assert_limit(
+        d.decompress(Compression::Lz4, &big),
+        "lz4 into a recycled buffer",
+    );
+    // Outputs still alive keep their buffers: every one stays intact.
+    let inputs: Vec<Vec<u8>> = (0..6).map(|i| rng.text(1000 * (i + 1))).collect();
+    let outs: Vec<_> = inputs
+        .iter()
+        .map(|i| {
+            d.decompress(Compression::Lz4, &compress(Compression::Lz4, i))
+                .unwrap()
+        })
+        .collect();
+    for (i, o) in inputs.iter().zip(&outs) {
+        assert_eq!(&o[..], &i[..]);
+    }
+}

@@ -159,13 +159,14 @@ impl Frame {
     }
 }
 
-/// Decodes every frame of `input`, producing at most `cap` bytes. Stateless: the frame is
-/// walked in place, twice.
-pub(super) fn decompress(input: &[u8], cap: usize) -> Result<Vec<u8>> {
+/// Decodes every frame of `input` into `out`, producing at most `cap` bytes, and returns how
+/// many. `out` may arrive holding stale bytes from an earlier batch (a pooled buffer): they
+/// count as initialized space to decode into, so reuse costs no zeroing; bytes past the
+/// returned length are not output. Stateless otherwise: the frame is walked in place, twice.
+pub(super) fn decompress(input: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<usize> {
     if input.is_empty() {
         bail!(CODEC, "empty input");
     }
-    let mut out = Vec::new();
     let mut len = 0;
     let mut pos = 0;
     while pos < input.len() {
@@ -193,9 +194,12 @@ pub(super) fn decompress(input: &[u8], cap: usize) -> Result<Vec<u8>> {
         // frame really is too big for the cap.
         frame.capped = frame.bound > room;
         frame.out_start = len;
-        zero_extend(&mut out, len + frame.bound.min(room));
+        // Decode into exactly this much room: the buffer may be longer (stale pooled bytes),
+        // and the cap check below relies on the slice ending where the room does.
+        let limit = len + frame.bound.min(room);
+        zero_extend(out, limit);
         for block in frame.blocks(input, false) {
-            len = decode_block(input, block?, &frame, &mut out, len, cap)?;
+            len = decode_block(input, block?, &frame, &mut out[..limit], len, cap)?;
         }
         let content = &out[frame.out_start..len];
         if frame
@@ -218,8 +222,7 @@ pub(super) fn decompress(input: &[u8], cap: usize) -> Result<Vec<u8>> {
         }
         pos = frame.end;
     }
-    out.truncate(len);
-    Ok(out)
+    Ok(len)
 }
 
 /// The first pass over the frame whose descriptor starts at `pos`: header, header checksum,

@@ -29,6 +29,7 @@ macro_rules! bail {
 
 mod gzip;
 mod lz4;
+mod pool;
 mod snappy;
 mod zstd;
 
@@ -120,6 +121,7 @@ pub struct Decompressor {
     gzip: gzip::Decoder,
     snappy: snappy::Decoder,
     zstd: zstd::Decoder,
+    pool: pool::BufferPool,
 }
 
 impl Decompressor {
@@ -136,6 +138,7 @@ impl Decompressor {
             gzip: gzip::Decoder::default(),
             snappy: snappy::Decoder::default(),
             zstd: zstd::Decoder::default(),
+            pool: pool::BufferPool::default(),
         }
     }
 
@@ -163,7 +166,16 @@ impl Decompressor {
             }
             Compression::Gzip => self.gzip.decompress(input, cap)?,
             Compression::Snappy => self.snappy.decompress(input, cap)?,
-            Compression::Lz4 => lz4::decompress(input, cap)?,
+            Compression::Lz4 => {
+                let mut buf = self.pool.take();
+                return match lz4::decompress(input, cap, &mut buf) {
+                    Ok(len) => Ok(self.pool.share(buf, len)),
+                    Err(e) => {
+                        self.pool.put(buf);
+                        Err(e)
+                    }
+                };
+            }
             Compression::Zstd => self.zstd.decompress(input, cap)?,
         };
         Ok(into_bytes(out))

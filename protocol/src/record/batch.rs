@@ -326,24 +326,33 @@ impl RecordBatch {
     /// The records, decompressed with `decompressor` if needed; an uncompressed batch is not
     /// copied. Iterate them with [`DecodedRecords::iter`].
     pub fn decode(&self, decompressor: &mut Decompressor) -> Result<DecodedRecords> {
-        let codec = self.compression();
-        let data = match codec {
-            Compression::None => self.records_section(),
-            _ => decompressor.decompress(codec, &self.bytes[field::RECORDS..])?,
-        };
-        // Offsets inside decompressed data have no place in the input; point at the batch.
-        let origin = if codec == Compression::None {
-            self.position + field::RECORDS
-        } else {
-            0
-        };
-        DecodedRecords::new(self, data, origin, codec != Compression::None)
+        match self.compression() {
+            Compression::None => self.uncompressed_records(),
+            codec => {
+                let data = decompressor.decompress(codec, &self.bytes[field::RECORDS..])?;
+                // Offsets inside decompressed data have no place in the input: errors there
+                // name the batch instead.
+                DecodedRecords::new(self, data, 0, true)
+            }
+        }
     }
 
     /// Like [`RecordBatch::decode`], with a fresh decompressor for compressed batches. Prefer
     /// `decode` with a long-lived [`Decompressor`] when reading many compressed batches.
     pub fn records(&self) -> Result<DecodedRecords> {
-        self.decode(&mut Decompressor::new())
+        match self.compression() {
+            Compression::None => self.uncompressed_records(),
+            _ => self.decode(&mut Decompressor::new()),
+        }
+    }
+
+    fn uncompressed_records(&self) -> Result<DecodedRecords> {
+        DecodedRecords::new(
+            self,
+            self.records_section(),
+            self.position + field::RECORDS,
+            false,
+        )
     }
 }
 
