@@ -10,6 +10,10 @@ root=$PWD
 step() { printf '\n==> %s\n' "$*"; }
 started=$(date +%s)
 
+step "system packages and the local broker (Tansu)"
+scripts/test-deps.sh
+scripts/broker.sh install >/dev/null
+
 step "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

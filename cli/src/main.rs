@@ -1,7 +1,9 @@
 //! `sluice`: a kcat-like Kafka command-line tool, pure Rust.
 
+mod connect;
 mod dump;
 mod json;
+mod metadata;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -20,21 +22,39 @@ struct Cli {
 enum Command {
     /// Decode a file of record batches (a Kafka `.log` segment) to JSON lines.
     Dump(dump::Args),
+    /// List brokers, topics and partitions.
+    Metadata(metadata::Args),
+}
+
+/// Why a command failed: printed as one line.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("{0}")]
+    Kafka(#[from] sluice_client::Error),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Dump(args) => dump::run(&args),
+        Command::Dump(args) => dump::run(&args).map_err(CliError::from),
+        Command::Metadata(args) => runtime().and_then(|rt| rt.block_on(metadata::run(&args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // `sluice dump big.log | head` closes our stdout early: that is not a failure.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(CliError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             let _ = io::stdout().flush();
             eprintln!("sluice: error: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

@@ -1,1 +1,16 @@
-//! The async Kafka client of sluice (connections, producer, consumer, groups, transactions, admin). Not built yet.
+//! sluice's async Kafka client, written by hand on tokio: connections, cluster metadata,
+//! producer, consumer and admin.
+//!
+//! Layering follows the protocol crate: codecs there, I/O here. Each broker connection is one
+//! driver task that pipelines requests by correlation id; everything above talks to brokers
+//! through [`cluster::Cluster`], which owns the metadata cache and one connection per broker.
+
+pub mod cluster;
+pub mod config;
+mod conn;
+pub mod consumer;
+pub mod error;
+pub mod producer;
+pub mod security;
+
+pub use error::{Error, KafkaCode, Result};

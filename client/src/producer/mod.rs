@@ -1,0 +1,3 @@
+//! Producing records (being written).
+
+pub mod partitioner;
