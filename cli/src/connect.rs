@@ -1,7 +1,11 @@
 //! Options every broker-facing command shares, kcat style: `-b` for the bootstrap brokers and
 //! `-X name=value` for any client property by its usual Java/librdkafka name.
 
+use sluice_client::cluster::Cluster;
 use sluice_client::config::ClientConfig;
+use sluice_client::KafkaCode;
+
+use crate::CliError;
 
 /// `-b` and `-X`.
 #[derive(Debug, Clone, clap::Args)]
@@ -35,5 +39,36 @@ fn parse_property(s: &str) -> Result<(String, String), String> {
             Ok((name.trim().to_owned(), value.to_owned()))
         }
         _ => Err(format!("expected NAME=VALUE, got {s:?}")),
+    }
+}
+
+/// The partitions of `topic` to read or write: all of them, or just `only` after checking it
+/// exists. An unknown topic, or one the broker reports an error for, is a one-line error.
+pub(crate) async fn topic_partitions(
+    cluster: &Cluster,
+    topic: &str,
+    only: Option<i32>,
+) -> Result<Vec<i32>, CliError> {
+    let info = cluster.topic(topic).await.map_err(|e| topic_error(topic, e))?;
+    if info.partitions.is_empty() {
+        return Err(CliError::Failed(format!("topic {topic:?} has no partitions")));
+    }
+    let all: Vec<i32> = info.partitions.iter().map(|p| p.partition).collect();
+    match only {
+        None => Ok(all),
+        Some(p) if all.contains(&p) => Ok(vec![p]),
+        Some(p) => Err(CliError::Failed(format!(
+            "topic {topic:?} has partitions 0..{}: partition {p} does not exist",
+            all.len() - 1
+        ))),
+    }
+}
+
+/// Says "does not exist" for the error that means it, and names the topic for the others.
+pub(crate) fn topic_error(topic: &str, e: sluice_client::Error) -> CliError {
+    if e.code() == Some(KafkaCode::UNKNOWN_TOPIC_OR_PARTITION) {
+        CliError::Failed(format!("topic {topic:?} does not exist"))
+    } else {
+        CliError::Failed(format!("topic {topic:?}: {e}"))
     }
 }

@@ -1,4 +1,5 @@
-//! The per-record JSON line that `dump` (and later `consume --format json`) prints.
+//! The per-record JSON line that `dump` and `consume --format json` print (`consume` adds
+//! `topic` and `partition`).
 //!
 //! Keys, values and header values print as JSON strings when they are valid UTF-8 and as
 //! `{"base64": "..."}` otherwise, so binary data survives the round trip; null stays `null`.
@@ -49,9 +50,9 @@ impl Serialize for Headers<'_> {
 #[derive(Debug, Serialize)]
 pub(crate) struct RecordLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) topic: Option<&'a str>,
+    topic: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) partition: Option<i32>,
+    partition: Option<i32>,
     offset: i64,
     timestamp: i64,
     key: Payload<'a>,
@@ -91,6 +92,15 @@ impl<'a> RecordLine<'a> {
             transactional: batch.is_transactional(),
             control,
             compression: batch.compression().name(),
+        }
+    }
+
+    /// The same line, saying which topic and partition the record is from.
+    pub(crate) fn in_partition(self, topic: &'a str, partition: i32) -> Self {
+        RecordLine {
+            topic: Some(topic),
+            partition: Some(partition),
+            ..self
         }
     }
 }

@@ -1,9 +1,14 @@
 //! `sluice`: a kcat-like Kafka command-line tool, pure Rust.
 
+mod bench;
 mod connect;
+mod consume;
+mod deliveries;
 mod dump;
+mod flags;
 mod json;
 mod metadata;
+mod produce;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -24,6 +29,12 @@ enum Command {
     Dump(dump::Args),
     /// List brokers, topics and partitions.
     Metadata(metadata::Args),
+    /// Write one record per line of stdin to a topic (like `kcat -P`).
+    Produce(produce::Args),
+    /// Print a topic's records (like `kcat -C`).
+    Consume(consume::Args),
+    /// Measure producer or consumer throughput.
+    Bench(bench::Args),
 }
 
 /// Why a command failed: printed as one line.
@@ -33,6 +44,9 @@ pub(crate) enum CliError {
     Io(#[from] io::Error),
     #[error("{0}")]
     Kafka(#[from] sluice_client::Error),
+    /// A command's own one-line account of what went wrong.
+    #[error("{0}")]
+    Failed(String),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +54,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Dump(args) => dump::run(&args).map_err(CliError::from),
         Command::Metadata(args) => runtime().and_then(|rt| rt.block_on(metadata::run(&args))),
+        Command::Produce(args) => runtime().and_then(|rt| rt.block_on(produce::run(&args))),
+        Command::Consume(args) => runtime().and_then(|rt| rt.block_on(consume::run(&args))),
+        Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench::run(&args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

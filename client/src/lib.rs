@@ -5,6 +5,7 @@
 //! driver task that pipelines requests by correlation id; everything above talks to brokers
 //! through [`cluster::Cluster`], which owns the metadata cache and one connection per broker.
 
+pub mod admin;
 pub mod cluster;
 pub mod config;
 mod conn;

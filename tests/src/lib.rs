@@ -9,7 +9,9 @@
 
 mod broker;
 mod listen;
+mod proxy;
 mod rdkafka_peer;
 
 pub use broker::TestBroker;
+pub use proxy::{ByteRange, FaultProxy, ProxyStats};
 pub use rdkafka_peer::{create_topic_with_rdkafka, rdkafka_config};

@@ -23,7 +23,8 @@ use tokio::time::Instant;
 pub use metadata::{BrokerInfo, PartitionInfo, Snapshot, TopicInfo};
 pub(crate) use pool::Backoff;
 
-use crate::conn::{ConnectOptions, Connection};
+use crate::config::SecurityConfig;
+use crate::conn::{ConnectOptions, Connection, Security};
 use crate::error::{Error, KafkaCode, Result};
 use pool::Slot;
 
@@ -52,6 +53,8 @@ pub struct ClusterOptions {
     pub max_frame_size: usize,
     /// Whether Metadata requests may create missing topics (broker permitting).
     pub allow_auto_topic_creation: bool,
+    /// TLS and SASL for every broker connection.
+    pub security: SecurityConfig,
 }
 
 impl ClusterOptions {
@@ -69,6 +72,7 @@ impl ClusterOptions {
             max_in_flight: config.max_in_flight_per_connection(),
             max_frame_size: config.max_response_size(),
             allow_auto_topic_creation: false,
+            security: config.security().clone(),
         }
     }
 }
@@ -87,6 +91,7 @@ impl Default for ClusterOptions {
             max_in_flight: 5,
             max_frame_size: sluice_protocol::frame::DEFAULT_MAX_FRAME_SIZE,
             allow_auto_topic_creation: false,
+            security: SecurityConfig::Plaintext,
         }
     }
 }
@@ -111,6 +116,9 @@ struct Inner {
 impl Cluster {
     /// Connects to the first reachable bootstrap broker and loads the broker list.
     ///
+    /// The TLS files of `options.security` are read here, once; a protocol this build lacks
+    /// the feature for (`tls`, `sasl`) is an [`Error::Config`].
+    ///
     /// Cancel safety: safe to drop; nothing is left half-done but a possibly open connection.
     pub async fn connect(options: ClusterOptions) -> Result<Cluster> {
         if options.bootstrap.is_empty() {
@@ -124,6 +132,7 @@ impl Cluster {
             connect_timeout: options.connect_timeout,
             max_in_flight: options.max_in_flight,
             max_frame_size: options.max_frame_size,
+            security: Security::new(&options.security)?,
         };
         let bootstrap = options
             .bootstrap

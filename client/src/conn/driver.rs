@@ -5,6 +5,14 @@
 //! *before* writing it, so a response that comes back faster than the writer's bookkeeping
 //! still finds its waiter. Once the map is closed nothing can be registered again, so no
 //! waiter is ever stranded.
+//!
+//! The tasks work over any byte stream: a TLS stream is split with [`tokio::io::split`], whose
+//! halves share the stream behind a lock held for one poll, since rustls keeps one state for
+//! both directions. A plain `TcpStream` keeps `into_split`, which needs no lock and lets a
+//! read and a write system call run at once on two threads. A measurement on loopback with 2
+//! cores found no difference (within the ±12% noise, either way round), but the lock-free
+//! split costs nothing to keep and cannot serialise a busy reader behind a busy writer on a
+//! bigger machine.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,8 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::{Bytes, BytesMut};
 use sluice_protocol::frame::FrameDecoder;
 use sluice_protocol::messages::peek_correlation_id;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit};
 
@@ -109,28 +116,45 @@ impl Shared {
     }
 }
 
-/// Starts the reader and writer tasks for `stream`.
-pub(super) fn spawn(
-    addr: &str,
-    stream: TcpStream,
-    max_frame_size: usize,
-) -> (Arc<Shared>, mpsc::UnboundedSender<Outgoing>) {
+/// The sending and receiving ends of a started connection.
+pub(super) type Spawned = (Arc<Shared>, mpsc::UnboundedSender<Outgoing>);
+
+/// Starts the reader and writer tasks for a plain TCP connection.
+pub(super) fn spawn_tcp(addr: &str, stream: TcpStream, max_frame_size: usize) -> Spawned {
+    let (read, write) = stream.into_split();
+    spawn_halves(addr, read, write, max_frame_size)
+}
+
+/// Starts the reader and writer tasks for any stream (TLS).
+#[cfg_attr(not(any(feature = "tls", test)), allow(dead_code))]
+pub(super) fn spawn<S>(addr: &str, stream: S, max_frame_size: usize) -> Spawned
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (read, write) = tokio::io::split(stream);
+    spawn_halves(addr, read, write, max_frame_size)
+}
+
+fn spawn_halves<R, W>(addr: &str, read: R, write: W, max_frame_size: usize) -> Spawned
+where
+    R: AsyncRead + Send + Unpin + 'static,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
     let (closed, _) = watch::channel(false);
     let shared = Arc::new(Shared {
         addr: addr.to_owned(),
         pending: Mutex::new(Pending::Open(HashMap::new())),
         closed,
     });
-    let (read, write) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(write_loop(Arc::clone(&shared), write, rx));
     tokio::spawn(read_loop(Arc::clone(&shared), read, max_frame_size));
     (shared, tx)
 }
 
-async fn write_loop(
+async fn write_loop<W: AsyncWrite + Unpin>(
     shared: Arc<Shared>,
-    write: OwnedWriteHalf,
+    write: W,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
 ) {
     let mut closed = shared.closed.subscribe();
@@ -170,7 +194,7 @@ async fn write_loop(
     let _ = out.shutdown().await;
 }
 
-async fn read_loop(shared: Arc<Shared>, mut read: OwnedReadHalf, max_frame_size: usize) {
+async fn read_loop<R: AsyncRead + Unpin>(shared: Arc<Shared>, mut read: R, max_frame_size: usize) {
     let mut closed = shared.closed.subscribe();
     let mut decoder = FrameDecoder::new(max_frame_size);
     let mut buf = BytesMut::with_capacity(64 * 1024);

@@ -13,6 +13,11 @@
 
 mod driver;
 mod handshake;
+mod secure;
+#[cfg(test)]
+mod secure_tests;
+#[cfg(test)]
+pub(crate) mod test_broker;
 #[cfg(test)]
 mod tests;
 
@@ -29,18 +34,21 @@ use tracing::Instrument;
 
 use crate::error::{Error, Result};
 use driver::{Outgoing, Shared};
+pub(crate) use secure::Security;
 
 /// What a connection needs from the client configuration.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectOptions {
     /// Sent in every request header.
     pub(crate) client_id: String,
-    /// Bound on TCP connect plus the ApiVersions handshake.
+    /// Bound on TCP connect plus the TLS, ApiVersions and SASL handshakes.
     pub(crate) connect_timeout: Duration,
     /// Requests awaiting a response at once.
     pub(crate) max_in_flight: usize,
     /// Largest response frame accepted.
     pub(crate) max_frame_size: usize,
+    /// TLS and SASL, prepared once per cluster.
+    pub(crate) security: Security,
 }
 
 /// A live connection to one broker. Cheap to share behind an `Arc`.
@@ -56,7 +64,8 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Connects to `addr` (`host:port`) and negotiates API versions.
+    /// Connects to `addr` (`host:port`): TCP, TLS if configured, API versions, then SASL if
+    /// configured. The connection is returned only once all of that succeeded.
     ///
     /// Cancel safety: dropping the future drops the half-made connection.
     pub(crate) async fn connect(addr: &str, options: &ConnectOptions) -> Result<Connection> {
@@ -65,7 +74,10 @@ impl Connection {
                 .await
                 .map_err(|e| Error::io(addr, e))?;
             stream.set_nodelay(true).map_err(|e| Error::io(addr, e))?;
-            let (shared, outgoing) = driver::spawn(addr, stream, options.max_frame_size);
+            let (shared, outgoing) = options
+                .security
+                .start(addr, stream, options.max_frame_size)
+                .await?;
             let mut conn = Connection {
                 addr: addr.to_owned(),
                 client_id: options.client_id.clone(),
@@ -76,10 +88,14 @@ impl Connection {
                 next_correlation_id: AtomicI32::new(0),
             };
             conn.versions = handshake::negotiate(&conn, options.connect_timeout).await?;
+            options
+                .security
+                .authenticate(&conn, options.connect_timeout)
+                .await?;
             Ok(conn)
         };
         match tokio::time::timeout(options.connect_timeout, setup).await {
-            Ok(result) => result,
+            Ok(result) => result.map_err(|e| options.security.setup_error(addr, e)),
             Err(_) => Err(Error::Timeout {
                 what: format!("connecting to {addr}"),
                 after: options.connect_timeout,

@@ -37,6 +37,7 @@ fn options() -> ConnectOptions {
         connect_timeout: Duration::from_secs(5),
         max_in_flight: 16,
         max_frame_size: 1 << 20,
+        security: Default::default(),
     }
 }
 

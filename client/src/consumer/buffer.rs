@@ -228,3 +228,140 @@ impl Buffer {
         self.bytes -= freed;
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::consumer::testutil::batch;
+    use crate::error::KafkaCode;
+    use sluice_protocol::Compression;
+
+    fn tp(p: i32) -> Tp {
+        (Arc::from("t"), p)
+    }
+
+    /// An entry of `tp` holding batches at `bases` (10 records each), accounted as their size
+    /// plus `extra` bytes of skipped or partial data.
+    fn completed(tp: Tp, bases: &[i64], extra: usize) -> Completed {
+        let batches: VecDeque<RecordBatch> = bases
+            .iter()
+            .map(|&b| RecordBatch::from_bytes(batch(b, 10, Compression::None)).unwrap())
+            .collect();
+        let bytes = batches.iter().map(|b| b.as_bytes().len()).sum::<usize>() + extra;
+        let next_offset = bases.last().map_or(0, |b| b + 10) + 5;
+        Completed {
+            tp,
+            epoch: 1,
+            skip_below: 0,
+            batches,
+            next_offset,
+            high_watermark: 100,
+            last_stable_offset: 100,
+            log_start_offset: 0,
+            bytes,
+        }
+    }
+
+    #[test]
+    fn bytes_are_counted_in_and_out_to_zero() {
+        let mut buffer = Buffer::new(1 << 20, 1 << 20);
+        let a = completed(tp(0), &[0, 10], 100);
+        let b = completed(tp(1), &[0], 0);
+        let (a_bytes, b_bytes) = (a.bytes, b.bytes);
+        buffer.push(Entry::Data(a));
+        buffer.push(Entry::Data(b));
+        assert_eq!(buffer.bytes(), a_bytes + b_bytes);
+        assert_eq!(buffer.batches(), 3);
+
+        let Some(Popped::Batch { next_offset, .. }) = buffer.pop() else {
+            panic!()
+        };
+        assert_eq!(
+            next_offset, 10,
+            "inside an entry the position follows the batch"
+        );
+        assert!(buffer.bytes() > b_bytes + 100);
+        let Some(Popped::Batch {
+            next_offset,
+            tp: got,
+            ..
+        }) = buffer.pop()
+        else {
+            panic!()
+        };
+        // The last batch of an entry takes the position past the skipped tail (next_offset),
+        // and frees the tail's bytes too.
+        assert_eq!((got, next_offset), (tp(0), 25));
+        assert_eq!(buffer.bytes(), b_bytes);
+        assert!(matches!(buffer.pop(), Some(Popped::Batch { .. })));
+        assert_eq!(buffer.bytes(), 0);
+        assert!(buffer.pop().is_none());
+        assert_eq!(buffer.peak(), a_bytes + b_bytes);
+    }
+
+    #[test]
+    fn entries_without_batches_advance_and_errors_keep_their_place() {
+        let mut buffer = Buffer::new(1 << 20, 1 << 20);
+        buffer.push(Entry::Data(completed(tp(0), &[], 300)));
+        buffer.push(Entry::Error {
+            tp: tp(0),
+            epoch: 1,
+            error: crate::Error::kafka(KafkaCode::CORRUPT_MESSAGE, ""),
+        });
+        assert_eq!(buffer.bytes(), 300);
+        assert!(matches!(
+            buffer.pop(),
+            Some(Popped::Advance { next_offset: 5, .. })
+        ));
+        assert_eq!(buffer.bytes(), 0);
+        assert!(matches!(buffer.pop(), Some(Popped::Error { .. })));
+    }
+
+    #[test]
+    fn removing_a_partition_frees_its_bytes_only() {
+        let mut buffer = Buffer::new(1 << 20, 1 << 20);
+        let keep = completed(tp(1), &[0], 7);
+        let keep_bytes = keep.bytes;
+        buffer.push(Entry::Data(completed(tp(0), &[0, 10], 50)));
+        buffer.push(Entry::Data(keep));
+        buffer.push(Entry::Data(completed(tp(0), &[20], 0)));
+        buffer.remove(&tp(0));
+        assert_eq!(buffer.bytes(), keep_bytes);
+        let Some(Popped::Batch { tp: got, .. }) = buffer.pop() else {
+            panic!()
+        };
+        assert_eq!(got, tp(1));
+        assert_eq!(buffer.bytes(), 0);
+    }
+
+    #[test]
+    fn reservations_keep_fetches_within_the_bound() {
+        let mut buffer = Buffer::new(1000, 400);
+        // Fetches of at most 400 bytes; a quarter of the bound (250) is the least worth asking.
+        assert_eq!(buffer.reserve(400), Some(400));
+        assert_eq!(buffer.reserve(400), Some(400));
+        assert_eq!(
+            buffer.reserve(400),
+            None,
+            "200 bytes of room is under a quarter of the bound"
+        );
+        assert!(!buffer.has_room());
+        buffer.release(400);
+        let mut c = completed(tp(0), &[], 0);
+        c.bytes = 380;
+        buffer.push(Entry::Data(c));
+        // 1000 - 380 held - 400 reserved = 220: still too little.
+        assert_eq!(buffer.reserve(400), None);
+        buffer.release(400);
+        assert!(buffer.has_room());
+        assert_eq!(buffer.reserve(400), Some(400));
+        assert_eq!(buffer.reserve(10_000), None);
+        buffer.release(400);
+        // A small buffer still fetches: its least fetch is a quarter of it.
+        let mut small = Buffer::new(100, 1 << 20);
+        assert_eq!(small.reserve(1 << 20), Some(100));
+    }
+}

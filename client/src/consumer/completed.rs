@@ -105,3 +105,114 @@ fn corrupt(e: sluice_protocol::Error, at: i64) -> Error {
         format!("record batch at or after offset {at}: {e}"),
     )
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::consumer::testutil::{batch, concat, marker};
+    use sluice_protocol::record::ControlType;
+    use sluice_protocol::Compression;
+
+    fn run(records: &Bytes, fetch_offset: i64, check_crcs: bool) -> (Vec<i64>, i64, Option<Error>) {
+        let cut = cut(
+            records,
+            fetch_offset,
+            &mut AbortedFilter::read_uncommitted(),
+            check_crcs,
+        );
+        (
+            cut.batches.iter().map(RecordBatch::base_offset).collect(),
+            cut.next_offset,
+            cut.error,
+        )
+    }
+
+    #[test]
+    fn a_partial_trailing_batch_is_left_for_the_next_fetch() {
+        let third = batch(20, 10, Compression::None);
+        let mut records = concat(&[
+            batch(0, 10, Compression::None),
+            batch(10, 10, Compression::Lz4),
+        ])
+        .to_vec();
+        records.extend_from_slice(&third[..third.len() / 2]);
+        let (batches, next, error) = run(&Bytes::from(records), 0, true);
+        assert_eq!((batches, next), (vec![0, 10], 20));
+        assert!(error.is_none());
+        // Cut inside the length field too.
+        let mut records = batch(0, 3, Compression::None).to_vec();
+        records.extend_from_slice(&third[..5]);
+        assert_eq!(run(&Bytes::from(records), 0, true).1, 3);
+    }
+
+    #[test]
+    fn only_a_partial_batch_is_an_error_not_a_loop() {
+        let whole = batch(7, 10, Compression::None);
+        let (batches, next, error) = run(&whole.slice(..whole.len() - 1), 7, true);
+        assert_eq!((batches.len(), next), (0, 7));
+        assert_eq!(
+            error.and_then(|e| e.code()),
+            Some(KafkaCode::MESSAGE_TOO_LARGE)
+        );
+    }
+
+    #[test]
+    fn batches_before_the_fetch_offset_are_dropped_or_kept_to_skip_inside() {
+        let records = concat(&[
+            batch(0, 5, Compression::Gzip),
+            batch(5, 10, Compression::Gzip),
+        ]);
+        // Offset 8 is inside the second batch: it is kept (records below 8 are skipped when
+        // read), the first is dropped.
+        let (batches, next, _) = run(&records, 8, true);
+        assert_eq!((batches, next), (vec![5], 15));
+    }
+
+    #[test]
+    fn a_bad_crc_stops_after_the_good_batches() {
+        let bad = batch(10, 5, Compression::None).to_vec();
+        let mut bad = bad;
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        let records = concat(&[
+            batch(0, 10, Compression::None),
+            Bytes::from(bad),
+            batch(15, 5, Compression::None),
+        ]);
+        let (batches, next, error) = run(&records, 0, true);
+        assert_eq!((batches, next), (vec![0], 10));
+        assert_eq!(
+            error.and_then(|e| e.code()),
+            Some(KafkaCode::CORRUPT_MESSAGE)
+        );
+        // check.crcs=false: not looked at.
+        let (batches, next, error) = run(&records, 0, false);
+        assert_eq!((batches, next), (vec![0, 10, 15], 20));
+        assert!(error.is_none());
+    }
+
+    #[test]
+    fn markers_move_the_offset_without_data() {
+        let records = concat(&[
+            marker(4, 9, ControlType::Commit),
+            marker(5, 9, ControlType::Abort),
+        ]);
+        let (batches, next, error) = run(&records, 4, true);
+        assert_eq!((batches.len(), next), (0, 6));
+        assert!(error.is_none());
+        assert_eq!(run(&Bytes::new(), 4, true).1, 4, "no data, no move");
+    }
+
+    #[test]
+    fn a_malformed_header_is_corruption() {
+        let mut bad = batch(0, 2, Compression::None).to_vec();
+        bad[16] = 1; // magic 1
+        let (batches, next, error) = run(&Bytes::from(bad), 0, true);
+        assert_eq!((batches.len(), next), (0, 0));
+        assert_eq!(
+            error.and_then(|e| e.code()),
+            Some(KafkaCode::CORRUPT_MESSAGE)
+        );
+    }
+}

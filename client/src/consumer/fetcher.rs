@@ -7,9 +7,9 @@
 //! an unknown partition, a lost connection) send the partition back to the driver for a new
 //! leader after a backoff; anything else stops the partition and reaches the application.
 //!
-//! **Fetch version.** Fetch v13+ names topics by id (KIP-516). sluice sends Fetch at most v12,
-//! by name: every broker since Kafka 2.7 serves it (Kafka 4 keeps v4+), and topic ids would
-//! tie fetching to metadata that reports them. Nothing the consumer uses is newer than v12.
+//! **Fetch version.** Fetch v13+ names topics by id (KIP-516). sluice sends the negotiated
+//! version capped at v12, naming topics: Kafka 4 still serves v4-v12, and ids would tie every
+//! fetch to metadata that reports them. Nothing the consumer uses is newer than v12.
 //!
 //! References: the protocol guide's Fetch; KIP-74 (`max_bytes`), KIP-98 (isolation level),
 //! KIP-227 (sessions: not used, each request is a full fetch), KIP-320 (leader epochs).

@@ -25,6 +25,8 @@ mod offsets;
 mod record;
 mod state;
 mod stream;
+#[cfg(test)]
+mod testutil;
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -43,7 +45,7 @@ use driver::{Settings, Shared};
 use state::{State, Tp};
 
 use crate::cluster::{Cluster, ClusterOptions};
-use crate::config::{ClientConfig, ConsumerConfig};
+use crate::config::ConsumerConfig;
 use crate::error::{Error, KafkaCode, Result};
 
 /// The prefetch buffer's counters, for monitoring and tests.
@@ -87,22 +89,6 @@ pub struct Consumer {
     pending: Option<Pending>,
 }
 
-fn cluster_options(client: &ClientConfig) -> ClusterOptions {
-    ClusterOptions {
-        bootstrap: client.bootstrap_servers().to_vec(),
-        client_id: client.client_id().to_owned(),
-        request_timeout: client.request_timeout(),
-        connect_timeout: client.connect_timeout(),
-        reconnect_backoff: client.reconnect_backoff(),
-        reconnect_backoff_max: client.reconnect_backoff_max(),
-        retry_backoff: client.retry_backoff(),
-        metadata_max_age: client.metadata_max_age(),
-        max_in_flight: client.max_in_flight_per_connection(),
-        max_frame_size: client.max_response_size(),
-        allow_auto_topic_creation: false,
-    }
-}
-
 fn tp(topic: &str, partition: i32) -> Tp {
     (Arc::from(topic), partition)
 }
@@ -113,7 +99,7 @@ impl Consumer {
     ///
     /// Cancel safety: safe to drop; nothing is started until it returns.
     pub async fn new(config: ConsumerConfig) -> Result<Consumer> {
-        let cluster = Cluster::connect(cluster_options(config.client())).await?;
+        let cluster = Cluster::connect(ClusterOptions::from_client(config.client())).await?;
         let settings = Settings::new(&config);
         let buffer = Buffer::new(config.max_buffered_bytes(), settings.max_bytes);
         let shared = Arc::new(Shared::new(State::new(buffer), cluster, settings));
@@ -129,7 +115,8 @@ impl Consumer {
     /// Reads exactly `partitions` from now on, replacing the assignment. Partitions already
     /// assigned keep their position and prefetched data; new ones start where
     /// `auto.offset.reset` says (earliest or latest; with `none` their first read fails
-    /// with OFFSET_OUT_OF_RANGE until they are sought).
+    /// with OFFSET_OUT_OF_RANGE until they are sought). A topic or partition that does not
+    /// exist (yet) is looked up again with backoff until it does.
     pub fn assign<T: AsRef<str>>(&mut self, partitions: &[(T, i32)]) {
         let start = self.shared.settings.reset_offset();
         let list = partitions

@@ -132,6 +132,11 @@ pub(crate) async fn list_offsets(
                     ),
                 )),
             },
+            // A record found by time has a timestamp at or after the one asked for; Kafka says
+            // "none" with offset -1 (above), Tansu with timestamp -1 and offset 0.
+            Some(p) if p.timestamp < 0 && matches!(lookup.offset, Offset::Timestamp(_)) => {
+                Found::NoneAfterTimestamp
+            }
             Some(p) => Found::At(p.offset),
         };
         out.push((lookup.clone(), found));

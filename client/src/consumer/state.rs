@@ -209,7 +209,10 @@ impl State {
         if paused {
             p.epoch = epoch;
             p.busy = false;
-            p.fetch_offset = p.position;
+            // With a reset pending (out of range), fetching waits for its lookup as before.
+            if p.reset.is_none() {
+                p.fetch_offset = p.position;
+            }
             self.buffer.remove(tp);
         }
         true

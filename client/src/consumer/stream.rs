@@ -3,10 +3,11 @@
 //!
 //! The consumer streams batches because the batch is its unit: one wake-up and one buffer
 //! pop per batch rather than per record, and no copy, which is what the stream layer wants.
-//! Records are a thin adapter for applications that think in records. Both streams yield
-//! errors as items and go on after them (an error concerns one partition; the others keep
-//! flowing); they end only when... never: a consumer has no end of input, so `None` never
-//! comes. Polling after an error is how to keep reading the other partitions.
+//! Records are a thin adapter for applications that think in records.
+//!
+//! Both streams yield errors as items and go on after them: an error concerns one partition,
+//! and polling again is how the others keep flowing. Neither ever ends (`None`): a consumer's
+//! input has no end, and a dropped consumer cannot be polled.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

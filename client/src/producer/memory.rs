@@ -41,9 +41,12 @@ impl Reservation {
         }
     }
 
+    #[cfg(test)]
     /// The bytes held.
     pub(crate) fn bytes(&self) -> usize {
-        self.permit.as_ref().map_or(0, OwnedSemaphorePermit::num_permits)
+        self.permit
+            .as_ref()
+            .map_or(0, OwnedSemaphorePermit::num_permits)
     }
 }
 
@@ -51,7 +54,10 @@ impl BufferMemory {
     /// `total` bytes of record memory.
     pub(crate) fn new(total: usize) -> Self {
         let total = total.clamp(1, Semaphore::MAX_PERMITS);
-        BufferMemory { permits: Arc::new(Semaphore::new(total)), total }
+        BufferMemory {
+            permits: Arc::new(Semaphore::new(total)),
+            total,
+        }
     }
 
     /// The bytes there are in all.
@@ -71,25 +77,49 @@ impl BufferMemory {
     /// in order (the semaphore is fair), so a large record is not starved by small ones.
     ///
     /// Cancel safety: safe to drop; nothing is reserved unless it returns `Ok`.
-    pub(crate) async fn reserve(&self, bytes: usize, deadline: Instant, bound: Duration) -> Result<Reservation> {
-        let n = u32::try_from(bytes).ok().filter(|_| bytes <= self.total).ok_or_else(|| {
-            Error::kafka(
-                KafkaCode::MESSAGE_TOO_LARGE,
-                format!("a record of up to {bytes} bytes does not fit in buffer.memory ({} bytes)", self.total),
-            )
-        })?;
+    pub(crate) async fn reserve(
+        &self,
+        bytes: usize,
+        deadline: Instant,
+        bound: Duration,
+    ) -> Result<Reservation> {
+        let n = u32::try_from(bytes)
+            .ok()
+            .filter(|_| bytes <= self.total)
+            .ok_or_else(|| {
+                Error::kafka(
+                    KafkaCode::MESSAGE_TOO_LARGE,
+                    format!(
+                        "a record of up to {bytes} bytes does not fit in buffer.memory ({} bytes)",
+                        self.total
+                    ),
+                )
+            })?;
         // Fast path without a timer.
         if let Ok(permit) = Arc::clone(&self.permits).try_acquire_many_owned(n) {
-            return Ok(Reservation { permit: Some(permit) });
+            return Ok(Reservation {
+                permit: Some(permit),
+            });
         }
         if self.permits.is_closed() {
             return Err(Error::Closed);
         }
-        tracing::trace!(bytes, available = self.available(), "buffer memory full, waiting");
-        match tokio::time::timeout_at(deadline, Arc::clone(&self.permits).acquire_many_owned(n)).await {
-            Ok(Ok(permit)) => Ok(Reservation { permit: Some(permit) }),
+        tracing::trace!(
+            bytes,
+            available = self.available(),
+            "buffer memory full, waiting"
+        );
+        match tokio::time::timeout_at(deadline, Arc::clone(&self.permits).acquire_many_owned(n))
+            .await
+        {
+            Ok(Ok(permit)) => Ok(Reservation {
+                permit: Some(permit),
+            }),
             Ok(Err(_)) => Err(Error::Closed),
-            Err(_) => Err(Error::Timeout { what: format!("{bytes} bytes of producer buffer memory"), after: bound }),
+            Err(_) => Err(Error::Timeout {
+                what: format!("{bytes} bytes of producer buffer memory"),
+                after: bound,
+            }),
         }
     }
 
@@ -111,14 +141,22 @@ mod tests {
     #[tokio::test]
     async fn reserve_waits_for_released_bytes() {
         let memory = Arc::new(BufferMemory::new(100));
-        let a = memory.reserve(60, soon(1000), Duration::from_secs(1)).await.unwrap();
+        let a = memory
+            .reserve(60, soon(1000), Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(memory.available(), 40);
         let waiter = {
             let memory = Arc::clone(&memory);
-            tokio::spawn(async move { memory.reserve(50, soon(5000), Duration::from_secs(5)).await })
+            tokio::spawn(
+                async move { memory.reserve(50, soon(5000), Duration::from_secs(5)).await },
+            )
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiter.is_finished(), "50 bytes must wait while only 40 are free");
+        assert!(
+            !waiter.is_finished(),
+            "50 bytes must wait while only 40 are free"
+        );
         drop(a);
         let b = waiter.await.unwrap().unwrap();
         assert_eq!(b.bytes(), 50);
@@ -128,10 +166,19 @@ mod tests {
     #[tokio::test]
     async fn reserve_times_out_and_too_large_fails_at_once() {
         let memory = BufferMemory::new(100);
-        let _held = memory.reserve(100, soon(1000), Duration::from_secs(1)).await.unwrap();
-        let err = memory.reserve(1, soon(20), Duration::from_millis(20)).await.unwrap_err();
+        let _held = memory
+            .reserve(100, soon(1000), Duration::from_secs(1))
+            .await
+            .unwrap();
+        let err = memory
+            .reserve(1, soon(20), Duration::from_millis(20))
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }), "{err}");
-        let err = memory.reserve(101, soon(1000), Duration::from_secs(1)).await.unwrap_err();
+        let err = memory
+            .reserve(101, soon(1000), Duration::from_secs(1))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), Some(KafkaCode::MESSAGE_TOO_LARGE));
     }
 
@@ -140,15 +187,26 @@ mod tests {
         let memory = BufferMemory::new(100);
         let mut batch = Reservation::default();
         for _ in 0..4 {
-            batch.merge(memory.reserve(20, soon(1000), Duration::from_secs(1)).await.unwrap());
+            batch.merge(
+                memory
+                    .reserve(20, soon(1000), Duration::from_secs(1))
+                    .await
+                    .unwrap(),
+            );
         }
         assert_eq!(batch.bytes(), 80);
         assert_eq!(memory.available(), 20);
         drop(batch);
         assert_eq!(memory.available(), 100);
-        let _all = memory.reserve(100, soon(1000), Duration::from_secs(1)).await.unwrap();
+        let _all = memory
+            .reserve(100, soon(1000), Duration::from_secs(1))
+            .await
+            .unwrap();
         memory.close();
-        let err = memory.reserve(1, soon(1000), Duration::from_secs(1)).await.unwrap_err();
+        let err = memory
+            .reserve(1, soon(1000), Duration::from_secs(1))
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Closed));
     }
 }

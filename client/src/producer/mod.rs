@@ -1,3 +1,351 @@
-//! Producing records (being written).
+//! The producer: batches records per partition and sends them to partition leaders, with
+//! idempotence on by default.
+//!
+//! Why it is shaped like the Java producer: its semantics (what `acks`, `linger`,
+//! `batch.size`, `delivery.timeout.ms`, `buffer.memory` and idempotence mean) are what users
+//! and operators know, and records placed by key must land where Java puts them. Underneath,
+//! three parts:
+//!
+//! * `send` (the caller's task) picks the partition ([`partitioner`]), reserves buffer memory
+//!   (`memory.rs`: back-pressure instead of unbounded growth) and encodes the record straight
+//!   into its partition's open batch (`accumulator.rs`).
+//! * One sender task per producer (`sender.rs`) seals batches by size, linger, flush or close,
+//!   compresses them, groups them by leader into ProduceRequests and handles the answers:
+//!   retries, metadata refreshes, delivery timeouts.
+//! * The idempotence state machine (`idempotence.rs`, pure) assigns sequence numbers and
+//!   decides, per answer, whether a batch completes, is retried (keeping record order) or
+//!   fails, and when a new producer id or epoch is needed.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use sluice_client::config::ProducerConfig;
+//! use sluice_client::producer::{Producer, ProducerRecord};
+//!
+//! let producer = Producer::new(ProducerConfig::builder().bootstrap("localhost:9092").build()?).await?;
+//! let delivery = producer.send(ProducerRecord::new("events").key("user-1").value("clicked")).await?;
+//! let metadata = delivery.await?;
+//! println!("written at {}-{}@{}", metadata.topic, metadata.partition, metadata.offset);
+//! producer.close().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Not supported yet: transactions (`transactional.id` is refused here), splitting a batch the
+//! broker refuses as MESSAGE_TOO_LARGE, and `max.block.ms` as a setting of its own (`send`
+//! waits for metadata and memory up to `delivery_timeout`).
+//!
+//! References: KIP-91 (delivery timeout), KIP-98 (idempotence), KIP-360 (epoch bump on
+//! UNKNOWN_PRODUCER_ID / OUT_OF_ORDER_SEQUENCE_NUMBER), KIP-480 and KIP-794 (sticky
+//! partitioning), KIP-580 (exponential retry backoff), KIP-679 (idempotence by default).
 
+mod accumulator;
+mod batch;
+mod idempotence;
+mod memory;
 pub mod partitioner;
+mod record;
+mod requests;
+mod sender;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+pub use record::{DeliveryFuture, ProducerRecord, RecordMetadata, SendError};
+
+use self::accumulator::{Accumulator, AccumulatorConfig};
+use self::memory::BufferMemory;
+use self::requests::REQUEST_OVERHEAD;
+use self::sender::{Sender, SenderConfig};
+use crate::cluster::{Cluster, ClusterOptions, TopicInfo};
+use crate::config::{self, ProducerConfig};
+use crate::error::{Error, KafkaCode, Result};
+
+/// A Kafka producer. Cheap to clone: clones share one set of batches, connections and one
+/// sender task. `Send + Sync`.
+///
+/// Dropping the last clone closes it as [`Producer::close`] does, in the background: queued
+/// records are still sent, for at most `delivery_timeout`.
+#[derive(Debug, Clone)]
+pub struct Producer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    cluster: Cluster,
+    acc: Arc<Accumulator>,
+    memory: BufferMemory,
+    max_request_size: usize,
+    /// How long `send` may wait for metadata and buffer memory.
+    max_block: Duration,
+    retry_backoff: Duration,
+    delivery_timeout: Duration,
+    finished: watch::Receiver<bool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.memory.close();
+        self.acc.close(Instant::now() + self.delivery_timeout);
+    }
+}
+
+impl Producer {
+    /// Connects to the cluster and starts the sender task. With idempotence (the default) the
+    /// producer id is fetched before the first batch is sent, not here.
+    ///
+    /// Metadata requests may create missing topics, as the Java producer's do (whether they
+    /// are created is the broker's `auto.create.topics.enable`).
+    ///
+    /// Cancel safety: safe to drop; nothing is started until it returns.
+    pub async fn new(config: ProducerConfig) -> Result<Producer> {
+        refuse_transactions(&config)?;
+        let options = ClusterOptions {
+            allow_auto_topic_creation: true,
+            ..ClusterOptions::from_client(config.client())
+        };
+        let cluster = Cluster::connect(options).await?;
+        Producer::with_cluster(cluster, &config)
+    }
+
+    /// A producer on an existing [`Cluster`] handle (shared with a consumer, say); `config`'s
+    /// client settings other than the producer's own are those of `cluster`. Must be called
+    /// inside a tokio runtime: it spawns the sender task.
+    pub fn with_cluster(cluster: Cluster, config: &ProducerConfig) -> Result<Producer> {
+        refuse_transactions(config)?;
+        let client = config.client();
+        let max_request_size = config.max_request_size();
+        let batch_limit = config
+            .batch_size()
+            .min(max_request_size.saturating_sub(REQUEST_OVERHEAD).max(1));
+        let partitioner = match config.partitioner() {
+            config::Partitioner::Murmur2Random => partitioner::Partitioner::Murmur2Random,
+            config::Partitioner::Random => partitioner::Partitioner::Random,
+            _ => partitioner::Partitioner::Murmur2,
+        };
+        let acc = Arc::new(Accumulator::new(
+            AccumulatorConfig {
+                batch_limit,
+                linger: config.linger(),
+                delivery_timeout: config.delivery_timeout(),
+                compression: config.compression(),
+                partitioner,
+                sticky: !config.sticky_partitioning_linger().is_zero(),
+            },
+            config.batch_size(),
+        ));
+        let sender_config = SenderConfig {
+            acks: config.acks(),
+            idempotent: config.idempotence(),
+            max_in_flight: client.max_in_flight_per_connection(),
+            request_timeout: client.request_timeout(),
+            delivery_timeout: config.delivery_timeout(),
+            retries: config.retries(),
+            retry_backoff: client.retry_backoff(),
+            retry_backoff_max: client.retry_backoff_max(),
+            max_request_size,
+            metadata_max_age: client.metadata_max_age(),
+        };
+        let (finished_tx, finished) = watch::channel(false);
+        let sender = Sender::new(
+            cluster.clone(),
+            Arc::clone(&acc),
+            sender_config,
+            finished_tx,
+        );
+        tokio::spawn(
+            sender
+                .run()
+                .instrument(tracing::debug_span!("producer_sender")),
+        );
+        Ok(Producer {
+            inner: Arc::new(Inner {
+                cluster,
+                acc,
+                memory: BufferMemory::new(config.buffer_memory()),
+                max_request_size,
+                max_block: config.delivery_timeout(),
+                retry_backoff: client.retry_backoff(),
+                delivery_timeout: config.delivery_timeout(),
+                finished,
+            }),
+        })
+    }
+
+    /// Enqueues `record` and returns a future of its delivery.
+    ///
+    /// Returns once the record is in a batch; awaiting the [`DeliveryFuture`] waits for the
+    /// broker's acknowledgement. Waits (back-pressure) while buffer memory is full, and for
+    /// the topic's metadata when it is not known yet, both at most `delivery_timeout`.
+    ///
+    /// Fails with the record handed back in [`SendError`] when it cannot be enqueued: the topic
+    /// does not exist (UNKNOWN_TOPIC_OR_PARTITION, after a metadata refresh) or the partition
+    /// is out of range; the record is larger than `max_request_size` or `buffer_memory`
+    /// (MESSAGE_TOO_LARGE); no memory or metadata within the bound (`Timeout`); the producer
+    /// is closed (`Closed`) or hit a fatal error.
+    ///
+    /// Cancel safety: dropping the future before it completes drops the record, which was not
+    /// enqueued: the append happens only after the last await point. Once it returned `Ok`,
+    /// the record is sent whether or not the `DeliveryFuture` is kept.
+    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, SendError> {
+        let span =
+            tracing::trace_span!("send", topic = %record.topic, partition = ?record.partition);
+        self.enqueue(record).instrument(span).await
+    }
+
+    async fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture, SendError> {
+        let inner = &*self.inner;
+        if let Some(error) = inner.acc.refusal() {
+            return Err(SendError { error, record });
+        }
+        let size = record.size_upper_bound();
+        let batch_size = record.batch_size_upper_bound();
+        if batch_size > inner.max_request_size {
+            let error = Error::kafka(
+                KafkaCode::MESSAGE_TOO_LARGE,
+                format!(
+                    "the record takes up to {batch_size} bytes in a batch, more than max.request.size ({})",
+                    inner.max_request_size
+                ),
+            );
+            return Err(SendError { error, record });
+        }
+        let deadline = Instant::now() + inner.max_block;
+        let info = match self.topic(&record.topic, deadline).await {
+            Ok(info) => info,
+            Err(error) => return Err(SendError { error, record }),
+        };
+        if let Some(partition) = record.partition {
+            if info.partition(partition).is_none() {
+                let error = Error::kafka(
+                    KafkaCode::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!(
+                        "topic {} has {} partitions, not {partition}",
+                        info.name,
+                        info.partitions.len()
+                    ),
+                );
+                return Err(SendError { error, record });
+            }
+        }
+        let memory = match inner.memory.reserve(size, deadline, inner.max_block).await {
+            Ok(memory) => memory,
+            Err(error) => return Err(SendError { error, record }),
+        };
+        inner
+            .acc
+            .append(&info, record, size, memory, Instant::now())
+    }
+
+    /// The metadata of `topic`, waiting until `deadline` while the broker reports a retriable
+    /// error (LEADER_NOT_AVAILABLE while a topic is being created). UNKNOWN_TOPIC_OR_PARTITION
+    /// fails at once rather than waiting (Java waits `max.block.ms` for someone to create the
+    /// topic): a typo should not block a caller for minutes. Checking metadata first is also
+    /// what keeps records from vanishing on brokers that accept produce requests for unknown
+    /// topics and drop them (Tansu, tansu-notes.md gap 4).
+    async fn topic(&self, topic: &str, deadline: Instant) -> Result<Arc<TopicInfo>> {
+        let cluster = &self.inner.cluster;
+        if let Some(info) = cluster
+            .snapshot()
+            .topics
+            .get(topic)
+            .filter(|i| !i.partitions.is_empty())
+        {
+            return Ok(Arc::clone(info));
+        }
+        loop {
+            let error = match cluster.topic(topic).await {
+                Ok(info) if !info.partitions.is_empty() => return Ok(info),
+                Ok(_) => Error::kafka(
+                    KafkaCode::LEADER_NOT_AVAILABLE,
+                    format!("topic {topic} has no partitions yet"),
+                ),
+                Err(error) => error,
+            };
+            let retry = error.is_retriable()
+                && error.code() != Some(KafkaCode::UNKNOWN_TOPIC_OR_PARTITION)
+                && Instant::now() + self.inner.retry_backoff < deadline;
+            if !retry {
+                return Err(error);
+            }
+            tracing::debug!(topic, %error, "waiting for topic metadata");
+            cluster.on_error(topic, &error).await;
+            tokio::time::sleep(self.inner.retry_backoff).await;
+        }
+    }
+
+    /// Sends everything enqueued so far without waiting for `linger`, and waits until all of
+    /// it is acknowledged or failed (see each record's [`DeliveryFuture`] for which). Records
+    /// sent while it waits are not waited for.
+    ///
+    /// Cancel safety: safe to drop; it only stops waiting (the records are still sent).
+    pub async fn flush(&self) {
+        let (_flushing, waiters) = self.inner.acc.begin_flush();
+        for done in waiters {
+            // Closed when the batch completes; no permit is ever added.
+            let _ = done.acquire().await;
+        }
+    }
+
+    /// Closes the producer: refuses new records, sends what is enqueued and waits for it, at
+    /// most `delivery_timeout`; records still undelivered then fail with `Closed`. Other clones
+    /// are closed too.
+    ///
+    /// Cancel safety: safe to drop; the producer still closes in the background.
+    pub async fn close(&self) {
+        self.close_timeout(self.inner.delivery_timeout).await;
+    }
+
+    /// [`Producer::close`] with its own bound (`Duration::ZERO`: fail what is queued at once).
+    ///
+    /// Cancel safety: as [`Producer::close`].
+    pub async fn close_timeout(&self, timeout: Duration) {
+        self.inner.memory.close();
+        self.inner.acc.close(Instant::now() + timeout);
+        let mut finished = self.inner.finished.clone();
+        // An error means the task is gone already.
+        let _ = finished.wait_for(|done| *done).await;
+    }
+
+    /// The cluster handle the producer uses.
+    pub fn cluster(&self) -> &Cluster {
+        &self.inner.cluster
+    }
+
+    /// Bytes of buffer memory free right now (of `buffer_memory`).
+    pub fn available_memory(&self) -> usize {
+        self.inner.memory.available()
+    }
+
+    /// Bytes of buffer memory in all (`buffer_memory`).
+    pub fn buffer_memory(&self) -> usize {
+        self.inner.memory.total()
+    }
+}
+
+fn refuse_transactions(config: &ProducerConfig) -> Result<()> {
+    match config.transactional_id() {
+        Some(_) => Err(Error::Config {
+            property: "transactional.id".into(),
+            reason: "transactions are not supported by Producer yet".into(),
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producer_is_send_sync_and_clone() {
+        fn check<T: Send + Sync + Clone + 'static>() {}
+        check::<Producer>();
+        fn send<T: Send + 'static>() {}
+        send::<DeliveryFuture>();
+        send::<SendError>();
+    }
+}

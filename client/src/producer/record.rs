@@ -63,9 +63,15 @@ impl ProducerRecord {
         self
     }
 
-    /// Appends a header; `None` is a null value.
-    pub fn header(mut self, key: impl Into<String>, value: Option<impl Into<Bytes>>) -> Self {
-        self.headers.push((key.into(), value.map(Into::into)));
+    /// Appends a header. Keys may repeat; order is kept.
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.headers.push((key.into(), Some(value.into())));
+        self
+    }
+
+    /// Appends a header with a null value (not the same as an empty one).
+    pub fn null_header(mut self, key: impl Into<String>) -> Self {
+        self.headers.push((key.into(), None));
         self
     }
 
@@ -95,7 +101,7 @@ impl ProducerRecord {
             + bytes(self.value.as_ref().map(Bytes::len))
             + varint_len(self.headers.len())
             + headers;
-        5 + body
+        varint_len(body) + body
     }
 
     /// The size a batch holding only this record may reach: what must fit in one request.
@@ -184,12 +190,15 @@ mod tests {
             ProducerRecord::new("t").key("k").value(vec![7u8; 300]),
             ProducerRecord::new("t")
                 .value(Bytes::new())
-                .header("a", Some("b"))
-                .header("n", None::<Bytes>),
+                .header("a", "b")
+                .null_header("n"),
         ];
         for record in records {
             let builder = BatchBuilder::new(BatchHeader::default());
-            let headers = record.headers.iter().map(|(k, v)| (k.as_bytes(), v.as_deref()));
+            let headers = record
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_bytes(), v.as_deref()));
             let exact = builder.record_len(
                 i64::MAX,
                 record.key.as_deref(),
