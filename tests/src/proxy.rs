@@ -74,6 +74,9 @@ pub struct ProxyStats {
     pub request_cuts: u64,
     /// Connections cut inside a response frame because their response budget ran out.
     pub response_cuts: u64,
+    /// Of `response_cuts`, those inside the connection's first response: for a Kafka client
+    /// the ApiVersions answer, in the middle of its handshake.
+    pub first_response_cuts: u64,
     /// Connections cut by [`FaultProxy::cut_all`].
     pub cut_by_command: u64,
     /// Responses held back by a delay.
@@ -264,6 +267,7 @@ struct Counters {
     refused: Counter,
     request_cuts: Counter,
     response_cuts: Counter,
+    first_response_cuts: Counter,
     cut_by_command: Counter,
     delayed_responses: Counter,
     metadata_rewrites: Counter,
@@ -365,6 +369,7 @@ impl Control {
             open: self.conns().len() as u64,
             request_cuts: c.request_cuts.get(),
             response_cuts: c.response_cuts.get(),
+            first_response_cuts: c.first_response_cuts.get(),
             cut_by_command: c.cut_by_command.get(),
             delayed_responses: c.delayed_responses.get(),
             metadata_rewrites: c.metadata_rewrites.get(),
@@ -511,7 +516,7 @@ async fn responses(
     control: &Control,
     conn: &Conn,
 ) -> Stop {
-    loop {
+    for first in std::iter::once(true).chain(std::iter::repeat(false)) {
         let Ok(mut frame) = read_frame(&mut from).await else {
             return Stop::Closed;
         };
@@ -538,9 +543,15 @@ async fn responses(
         }
         match forward(&mut to, &frame, conn, RESPONSES).await {
             Ok(n) => control.counters.bytes_to_client.add(n as u64),
-            Err(stop) => return stop,
+            Err(stop) => {
+                if first && matches!(stop, Stop::Cut) {
+                    control.counters.first_response_cuts.add(1);
+                }
+                return stop;
+            }
         }
     }
+    Stop::Closed
 }
 
 /// Writes what the budget allows of `frame`; `Err(Cut)` if that was not all of it.

@@ -27,13 +27,14 @@ use sluice_tests::{create_topic_with_rdkafka, rdkafka_config, ByteRange, TestBro
 const RECORDS: usize = 100_000;
 /// Bounds every wait for records; far above what a healthy run needs.
 const WAIT: Duration = Duration::from_secs(60);
-/// The producer's cuts: each connection dies after 8-128 KiB of requests (half a produce
-/// request to eight of them, at the default 16 KiB batches) or 400-800 bytes of responses
-/// (the ~400-byte handshake, then up to seven 56-byte produce responses), whichever comes
-/// first; so some cuts land in a request the broker never fully gets, others in the answer
-/// to one it wrote.
-const PRODUCER_REQUEST_CUTS: ByteRange = 8 * 1024..=128 * 1024;
-const PRODUCER_RESPONSE_CUTS: ByteRange = 400..=800;
+/// The producer's cuts: each connection dies after 2-48 KiB of requests (up to three
+/// produce requests at the default 16 KiB batches) or 300-900 bytes of responses (a few of
+/// the 56-byte produce responses after the handshake), whichever comes first: some cuts land
+/// in a request the broker never gets whole, others in the answer to one it wrote. Budgets
+/// start above Tansu's 287-byte ApiVersions response: cuts inside the handshake have tests of
+/// their own below.
+const PRODUCER_REQUEST_CUTS: ByteRange = 2 * 1024..=48 * 1024;
+const PRODUCER_RESPONSE_CUTS: ByteRange = 300..=900;
 /// The consumer's cuts: after 2-32 KiB of responses. Its fetch responses are kept to a few
 /// KiB (`max_partition_fetch_bytes` below, small batches when pre-producing), or no connection
 /// would ever get a whole one through.

@@ -126,7 +126,7 @@ pub(super) fn spawn_tcp(addr: &str, stream: TcpStream, max_frame_size: usize) ->
 }
 
 /// Starts the reader and writer tasks for any stream (TLS).
-#[cfg_attr(not(any(feature = "tls", test)), allow(dead_code))]
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
 pub(super) fn spawn<S>(addr: &str, stream: S, max_frame_size: usize) -> Spawned
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,

@@ -60,7 +60,7 @@ use self::memory::BufferMemory;
 use self::requests::REQUEST_OVERHEAD;
 use self::sender::{Sender, SenderConfig};
 use crate::cluster::{Cluster, ClusterOptions, TopicInfo};
-use crate::config::{self, ProducerConfig};
+use crate::config::ProducerConfig;
 use crate::error::{Error, KafkaCode, Result};
 
 /// A Kafka producer. Cheap to clone: clones share one set of batches, connections and one
@@ -121,11 +121,7 @@ impl Producer {
         let batch_limit = config
             .batch_size()
             .min(max_request_size.saturating_sub(REQUEST_OVERHEAD).max(1));
-        let partitioner = match config.partitioner() {
-            config::Partitioner::Murmur2Random => partitioner::Partitioner::Murmur2Random,
-            config::Partitioner::Random => partitioner::Partitioner::Random,
-            _ => partitioner::Partitioner::Murmur2,
-        };
+        let partitioner = config.partitioner();
         let acc = Arc::new(Accumulator::new(
             AccumulatorConfig {
                 batch_limit,

@@ -77,19 +77,8 @@ pub fn key_partition(key: &[u8], num_partitions: i32) -> Option<i32> {
     (num_partitions > 0).then(|| to_positive(murmur2(key) as i32) % num_partitions)
 }
 
-/// The partitioning strategy, as chosen by the `partitioner` setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum Partitioner {
-    /// The Java client's default: murmur2 for keyed records, sticky for null keys.
-    #[default]
-    Murmur2,
-    /// librdkafka's `murmur2_random` (its default): murmur2 for keyed records, a random
-    /// available partition for each null-key record.
-    Murmur2Random,
-    /// A random available partition for every record, key ignored (librdkafka's `random`).
-    Random,
-}
+/// The partitioning strategy is the config's `partitioner` setting; its behaviour lives here.
+pub use crate::config::Partitioner;
 
 impl Partitioner {
     /// The partition for one record of `topic`. `available` lists the partitions that have a
