@@ -13,10 +13,11 @@
 //! process's, over the timed part, from `/proc/self/stat` (see [`cpu_times`]); the broker's is
 //! not counted. A progress bar is drawn on stderr when it is a terminal, never into a pipe.
 //!
-//! Values are random letters and digits, so a codec has something to do without the numbers
-//! depending on a lucky, all-zero payload.
+//! Values are random letters and digits (about 6 bits of entropy a byte) taken from a 4 MiB
+//! pool at scattered offsets: the compressed numbers are neither flattered by an all-zero
+//! payload nor by values repeating within a batch.
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -89,7 +90,7 @@ pub(crate) async fn run(args: &Args) -> Result<(), CliError> {
         Which::Produce(a) => produce(a).await?,
         Which::Consume(a) => consume(&a.common).await?,
     };
-    println!("{result}");
+    writeln!(io::stdout(), "{result}")?;
     Ok(())
 }
 
@@ -173,32 +174,34 @@ async fn consume(args: &Common) -> Result<Measured, CliError> {
     Ok(measured)
 }
 
-/// Value bytes for the records: slices of one random buffer, at shifting offsets so that
-/// consecutive values differ, without an allocation per record.
+/// Value bytes for the records: slices of one pool of random letters and digits, at
+/// scattered offsets, so consecutive values differ and no allocation is made per record.
 struct Values {
-    buffer: Bytes,
+    pool: Bytes,
     size: usize,
 }
 
-/// How many distinct starting points the values have.
-const VALUE_SHIFTS: usize = 4096;
+/// Where values may start: wider than any codec's match window (lz4 64 KiB, gzip 32 KiB, and
+/// zstd's at the levels used), so a batch is not compressed by repeating earlier values.
+const VALUE_SPREAD: usize = 4 << 20;
 
 impl Values {
     fn new(size: usize) -> Self {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-        let mut rng = fastrand::Rng::with_seed(0x5115_ce);
-        let buffer: Vec<u8> = (0..size + VALUE_SHIFTS)
+        let mut rng = fastrand::Rng::with_seed(0x5115_cafe);
+        let pool: Vec<u8> = (0..size + VALUE_SPREAD)
             .map(|_| ALPHABET[rng.usize(..ALPHABET.len())])
             .collect();
         Values {
-            buffer: Bytes::from(buffer),
+            pool: Bytes::from(pool),
             size,
         }
     }
 
     fn get(&self, i: u64) -> Bytes {
-        let start = (i as usize).wrapping_mul(61) % VALUE_SHIFTS;
-        self.buffer.slice(start..start + self.size)
+        // Fibonacci hashing scatters consecutive indices over the pool.
+        let start = (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize % VALUE_SPREAD;
+        self.pool.slice(start..start + self.size)
     }
 }
 
@@ -210,14 +213,14 @@ struct Progress {
 
 impl Progress {
     fn start(total: u64, done: Arc<AtomicU64>) -> Self {
-        let target = if std::io::stderr().is_terminal() {
+        let target = if io::stderr().is_terminal() {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
         };
         let bar = ProgressBar::with_draw_target(Some(total), target);
         if let Ok(style) =
-            ProgressStyle::with_template("{bar:40} {pos}/{len} msgs, {per_sec}, eta {eta}")
+            ProgressStyle::with_template("{bar:30} {human_pos}/{human_len} msgs, eta {eta}")
         {
             bar.set_style(style);
         }

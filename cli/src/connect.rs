@@ -49,9 +49,14 @@ pub(crate) async fn topic_partitions(
     topic: &str,
     only: Option<i32>,
 ) -> Result<Vec<i32>, CliError> {
-    let info = cluster.topic(topic).await.map_err(|e| topic_error(topic, e))?;
+    let info = cluster
+        .topic(topic)
+        .await
+        .map_err(|e| topic_error(topic, e))?;
     if info.partitions.is_empty() {
-        return Err(CliError::Failed(format!("topic {topic:?} has no partitions")));
+        return Err(CliError::Failed(format!(
+            "topic {topic:?} has no partitions"
+        )));
     }
     let all: Vec<i32> = info.partitions.iter().map(|p| p.partition).collect();
     match only {

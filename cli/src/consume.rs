@@ -55,7 +55,7 @@ pub(crate) struct Args {
     )]
     offset: Start,
     /// Stop after this many records (of all partitions together).
-    #[arg(short = 'c', long = "count")]
+    #[arg(short = 'c', long = "count", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     /// Exit once every partition has been read to its end.
     #[arg(short = 'e', long = "exit")]
@@ -126,61 +126,67 @@ pub(crate) async fn run(args: &Args) -> Result<(), CliError> {
         properties.push(("isolation.level".into(), value.into()));
     }
     let config = ConsumerConfig::from_properties(properties)?;
-    let isolation = config.isolation_level();
     let cluster = Cluster::connect(ClusterOptions::from_client(config.client())).await?;
     let partitions = topic_partitions(&cluster, &args.topic, args.partition).await?;
-    let admin = Admin::with_cluster(cluster, AdminConfig::from(config.client().clone()));
+    let lookup = Lookup {
+        admin: Admin::with_cluster(cluster, AdminConfig::from(config.client().clone())),
+        topic: &args.topic,
+        partitions: &partitions,
+        isolation: config.isolation_level(),
+    };
     let ends = if args.exit_at_end || matches!(args.offset, Start::FromEnd(_)) {
-        list_offsets(&admin, &args.topic, &partitions, OffsetSpec::Latest, isolation).await?
+        lookup.offsets(OffsetSpec::Latest).await?
     } else {
         HashMap::new()
     };
-    let starts: Vec<(i32, Offset)> = match args.offset {
+    let starts: Vec<(&str, i32, Offset)> = match args.offset {
         Start::FromEnd(n) => {
-            let earliest = list_offsets(
-                &admin,
-                &args.topic,
-                &partitions,
-                OffsetSpec::Earliest,
-                isolation,
-            )
-            .await?;
+            let earliest = lookup.offsets(OffsetSpec::Earliest).await?;
             partitions
                 .iter()
                 .map(|p| {
                     let end = ends.get(p).copied().unwrap_or(0);
                     let first = earliest.get(p).copied().unwrap_or(0);
-                    (*p, Offset::Exact(end.saturating_sub(n).max(first)))
+                    let start = end.saturating_sub(n).max(first);
+                    (args.topic.as_str(), *p, Offset::Exact(start))
                 })
                 .collect()
         }
-        start => partitions.iter().map(|p| (*p, offset(start))).collect(),
+        start => partitions
+            .iter()
+            .map(|p| (args.topic.as_str(), *p, offset(start)))
+            .collect(),
     };
-    let assignment: Vec<(&str, i32, Offset)> = starts
-        .into_iter()
-        .map(|(p, o)| (args.topic.as_str(), p, o))
-        .collect();
-    let mut consumer = Consumer::new(config).await?;
-    consumer.assign_with_offsets(&assignment);
-    let mut ends = args.exit_at_end.then(|| Ends {
+    let ends = args.exit_at_end.then(|| Ends {
         topic: args.topic.clone(),
         pending: ends,
-        read_committed: isolation == IsolationLevel::ReadCommitted,
+        read_committed: lookup.isolation == IsolationLevel::ReadCommitted,
     });
+    let mut consumer = Consumer::new(config).await?;
+    consumer.assign_with_offsets(&starts);
     let mut printer = Printer {
         format: args.format,
         key_delimiter: args.key_delimiter.clone(),
         out: BufWriter::with_capacity(1 << 16, io::stdout().lock()),
     };
+    let result = read(&mut consumer, ends, args.count, &mut printer).await;
+    printer.out.flush()?;
+    result
+}
+
+/// Prints records until `-e`'s ends or `-c`'s count are reached (or forever).
+async fn read(
+    consumer: &mut Consumer,
+    mut ends: Option<Ends>,
+    count: Option<u64>,
+    printer: &mut Printer,
+) -> Result<(), CliError> {
     let mut printed: u64 = 0;
-    if args.count == Some(0) {
-        return Ok(());
-    }
     loop {
         let batch = match &mut ends {
             Some(ends) => {
-                if ends.reached(&consumer) {
-                    break;
+                if ends.reached(consumer) {
+                    return Ok(());
                 }
                 // poll_batch is cancel safe: a timeout loses nothing.
                 match tokio::time::timeout(END_CHECK, consumer.poll_batch()).await {
@@ -196,15 +202,13 @@ pub(crate) async fn run(args: &Args) -> Result<(), CliError> {
         for record in batch.records() {
             printer.print(&batch, &record?)?;
             printed += 1;
-            if args.count == Some(printed) {
-                printer.out.flush()?;
+            if count == Some(printed) {
                 return Ok(());
             }
         }
+        // Whole batches at a time, so that a tail (`-o end`) shows records as they come.
         printer.out.flush()?;
     }
-    printer.out.flush()?;
-    Ok(())
 }
 
 fn offset(start: Start) -> Offset {
@@ -216,25 +220,34 @@ fn offset(start: Start) -> Offset {
     }
 }
 
-/// One offset of each partition, by partition.
-async fn list_offsets(
-    admin: &Admin,
-    topic: &str,
-    partitions: &[i32],
-    spec: OffsetSpec,
+/// ListOffsets for the partitions being read.
+struct Lookup<'a> {
+    admin: Admin,
+    topic: &'a str,
+    partitions: &'a [i32],
     isolation: IsolationLevel,
-) -> Result<HashMap<i32, i64>, CliError> {
-    let asked: Vec<(&str, i32, OffsetSpec)> = partitions.iter().map(|p| (topic, *p, spec)).collect();
-    let mut found = HashMap::new();
-    for ((_, partition), result) in admin.list_offsets(&asked, isolation).await {
-        let listed = result.map_err(|e| {
-            CliError::Failed(format!(
-                "cannot look up the offsets of {topic}-{partition}: {e}"
-            ))
-        })?;
-        found.insert(partition, listed.offset);
+}
+
+impl Lookup<'_> {
+    /// One offset of each partition, by partition.
+    async fn offsets(&self, spec: OffsetSpec) -> Result<HashMap<i32, i64>, CliError> {
+        let asked: Vec<(&str, i32, OffsetSpec)> = self
+            .partitions
+            .iter()
+            .map(|p| (self.topic, *p, spec))
+            .collect();
+        let mut found = HashMap::new();
+        for ((_, partition), result) in self.admin.list_offsets(&asked, self.isolation).await {
+            let listed = result.map_err(|e| {
+                CliError::Failed(format!(
+                    "cannot look up the offsets of {}-{partition}: {e}",
+                    self.topic
+                ))
+            })?;
+            found.insert(partition, listed.offset);
+        }
+        Ok(found)
     }
-    Ok(found)
 }
 
 /// `-e`'s bookkeeping: the partitions not yet read to their end, with that end.
@@ -308,7 +321,10 @@ mod tests {
         assert_eq!(parse_start("end").unwrap(), Start::End);
         assert_eq!(parse_start("42").unwrap(), Start::Exact(42));
         assert_eq!(parse_start("-3").unwrap(), Start::FromEnd(3));
-        assert_eq!(parse_start("s@1700000000000").unwrap(), Start::Timestamp(1_700_000_000_000));
+        assert_eq!(
+            parse_start("s@1700000000000").unwrap(),
+            Start::Timestamp(1_700_000_000_000)
+        );
         for bad in ["", "x", "--3", "s@", "s@-1", "1.5", "stored"] {
             assert!(parse_start(bad).is_err(), "{bad}");
         }

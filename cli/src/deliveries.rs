@@ -24,7 +24,6 @@ pub(crate) struct Summary {
     pub(crate) first_error: Option<String>,
 }
 
-
 /// The background task that awaits deliveries; see the module docs.
 #[derive(Debug)]
 pub(crate) struct Deliveries {

@@ -121,9 +121,12 @@ pub(crate) async fn run(args: &Args) -> Result<(), CliError> {
             break;
         }
     }
-    // Sends what is batched and waits for it (at most `delivery.timeout.ms`).
-    producer.close().await;
+    // Sends what is batched and waits for every record to be acknowledged or to fail (at
+    // most `delivery.timeout.ms`) before closing: closing first would cut that wait short
+    // and fail the stragglers as "closed" rather than with their own error.
+    producer.flush().await;
     let summary = deliveries.finish().await;
+    producer.close().await;
     if args.verbose {
         eprintln!(
             "sluice: {} records delivered to {}",

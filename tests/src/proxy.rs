@@ -516,7 +516,8 @@ async fn responses(
     control: &Control,
     conn: &Conn,
 ) -> Stop {
-    for first in std::iter::once(true).chain(std::iter::repeat(false)) {
+    let mut first = true;
+    loop {
         let Ok(mut frame) = read_frame(&mut from).await else {
             return Stop::Closed;
         };
@@ -550,8 +551,8 @@ async fn responses(
                 return stop;
             }
         }
+        first = false;
     }
-    Stop::Closed
 }
 
 /// Writes what the budget allows of `frame`; `Err(Cut)` if that was not all of it.

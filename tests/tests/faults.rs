@@ -10,6 +10,10 @@
 //! Tansu answers a retried batch that it had written with DUPLICATE_SEQUENCE_NUMBER and base
 //! offset -1 (tansu-notes.md gap 5), which these cuts provoke all the time: the producer has
 //! to take it as success, and the delivery then reports offset -1.
+//!
+//! The random cuts of the two main tests start above the ApiVersions answer; cuts inside the
+//! handshake and refused connections have tests of their own, which fail as of this writing
+//! (a connection lost during ApiVersions is taken for a pre-0.10 broker, a fatal error).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -21,24 +25,24 @@ use rdkafka::{Message, Offset as RdOffset, TopicPartitionList};
 use sluice_client::config::{ConsumerConfig, OffsetReset, ProducerConfig, ProducerConfigBuilder};
 use sluice_client::consumer::{Consumer, Offset};
 use sluice_client::producer::{Producer, ProducerRecord, RecordMetadata};
-use sluice_tests::{create_topic_with_rdkafka, rdkafka_config, ByteRange, TestBroker};
+use sluice_tests::{create_topic_with_rdkafka, rdkafka_config, ByteRange, FaultProxy, TestBroker};
 
 /// Records of the two exactly-once tests.
 const RECORDS: usize = 100_000;
 /// Bounds every wait for records; far above what a healthy run needs.
 const WAIT: Duration = Duration::from_secs(60);
 /// The producer's cuts: each connection dies after 2-48 KiB of requests (up to three
-/// produce requests at the default 16 KiB batches) or 300-900 bytes of responses (a few of
+/// produce requests at the default 16 KiB batches) or 300-700 bytes of responses (a few of
 /// the 56-byte produce responses after the handshake), whichever comes first: some cuts land
 /// in a request the broker never gets whole, others in the answer to one it wrote. Budgets
 /// start above Tansu's 287-byte ApiVersions response: cuts inside the handshake have tests of
 /// their own below.
 const PRODUCER_REQUEST_CUTS: ByteRange = 2 * 1024..=48 * 1024;
-const PRODUCER_RESPONSE_CUTS: ByteRange = 300..=900;
-/// The consumer's cuts: after 2-32 KiB of responses. Its fetch responses are kept to a few
+const PRODUCER_RESPONSE_CUTS: ByteRange = 300..=700;
+/// The consumer's cuts: after 1-16 KiB of responses. Its fetch responses are kept to a few
 /// KiB (`max_partition_fetch_bytes` below, small batches when pre-producing), or no connection
 /// would ever get a whole one through.
-const CONSUMER_RESPONSE_CUTS: ByteRange = 2 * 1024..=32 * 1024;
+const CONSUMER_RESPONSE_CUTS: ByteRange = 1024..=16 * 1024;
 const PARTITIONS: i32 = 3;
 
 /// A producer config for a client behind the proxy: quick reconnects and retries, so a run
@@ -91,7 +95,7 @@ async fn send_sequence(
     delivered
 }
 
-/// One record as read back: its offset and value.
+/// A topic's records by partition, each as (offset, value), in offset order.
 type Log = BTreeMap<i32, Vec<(i64, usize)>>;
 
 /// Reads `count` records of `topic` (partitions `0..partitions`) from the start with
@@ -128,8 +132,7 @@ async fn read_back(broker: &TestBroker, topic: &str, partitions: i32, count: usi
             .push((message.offset(), parse(&message)));
         read += 1;
     }
-    if let Ok(Ok(extra)) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await
-    {
+    if let Ok(Ok(extra)) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
         panic!(
             "{topic}: more than {count} records; one more at {}-{} holds {}",
             extra.partition(),
@@ -213,7 +216,10 @@ async fn produce_through_cuts(partitions: i32, min_cuts: u64) {
     let log = read_back(&broker, &topic, partitions, RECORDS).await;
     check_exactly_once(&topic, &delivered, &log);
     assert_eq!(stats.metadata_unparsed, 0);
-    assert!(stats.metadata_rewrites > 0, "the producer bypassed the proxy");
+    assert!(
+        stats.metadata_rewrites > 0,
+        "the producer bypassed the proxy"
+    );
     assert!(
         stats.request_cuts >= min_cuts && stats.response_cuts >= min_cuts,
         "too few cuts mid-request or mid-response (want {min_cuts} each): {stats:?}"
@@ -222,14 +228,13 @@ async fn produce_through_cuts(partitions: i32, min_cuts: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_producer_survives_random_cuts_exactly_once_in_order_one_partition() {
-    produce_through_cuts(1, 30).await;
+    produce_through_cuts(1, 25).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_producer_survives_random_cuts_exactly_once_in_order_three_partitions() {
-    produce_through_cuts(3, 30).await;
+    produce_through_cuts(3, 25).await;
 }
-
 
 /// Pre-produces `count` records with librdkafka, directly to the broker, record `i` to
 /// partition `i % partitions`; returns each partition's values in offset order.
@@ -247,8 +252,9 @@ async fn pre_produce(broker: &TestBroker, topic: &str, partitions: i32, count: u
     for i in 0..count {
         let payload = value(i);
         let partition = i32::try_from(i).unwrap() % partitions;
-        let record: FutureRecord<'_, (), str> =
-            FutureRecord::to(topic).partition(partition).payload(&payload);
+        let record: FutureRecord<'_, (), str> = FutureRecord::to(topic)
+            .partition(partition)
+            .payload(&payload);
         let delivery = producer.send_result(record).map_err(|(e, _)| e).unwrap();
         pending.push(delivery);
     }
@@ -267,15 +273,9 @@ async fn pre_produce(broker: &TestBroker, topic: &str, partitions: i32, count: u
     log
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consumer_survives_random_cuts_without_skipping_or_repeating() {
-    let (broker, proxy) = TestBroker::start_behind_proxy();
-    let topic = "faults-consume";
-    create_topic_with_rdkafka(&broker.bootstrap(), topic, PARTITIONS).await;
-    let started = Instant::now();
-    let written = pre_produce(&broker, topic, PARTITIONS, RECORDS).await;
-    eprintln!("{topic}: {RECORDS} records pre-produced in {:?}", started.elapsed());
-
+/// A consumer behind the proxy with quick reconnects, small fetches (see
+/// CONSUMER_RESPONSE_CUTS) and every partition of `topic` assigned from the start.
+async fn consumer_behind(proxy: &FaultProxy, topic: &str) -> Consumer {
     let config = ConsumerConfig::builder()
         .bootstrap(&proxy.bootstrap())
         .reconnect_backoff(Duration::from_millis(5))
@@ -290,21 +290,32 @@ async fn consumer_survives_random_cuts_without_skipping_or_repeating() {
         .build()
         .unwrap();
     let mut consumer = Consumer::new(config).await.unwrap();
-    proxy.cut_randomly(None, Some(CONSUMER_RESPONSE_CUTS));
     let partitions: Vec<(&str, i32, Offset)> = (0..PARTITIONS)
         .map(|p| (topic, p, Offset::Beginning))
         .collect();
     consumer.assign_with_offsets(&partitions);
+    consumer
+}
 
-    let started = Instant::now();
+/// Consumes `written` (each partition's records in offset order), checking every record as
+/// it comes against the next one expected of its partition; `halfway` runs once, when half
+/// of them are in. Then checks that nothing more comes.
+async fn consume_exactly_once(
+    consumer: &mut Consumer,
+    proxy: &FaultProxy,
+    topic: &str,
+    written: &Log,
+    halfway: impl FnOnce(),
+) {
+    let total: usize = written.values().map(Vec::len).sum();
     let mut next: BTreeMap<i32, usize> = BTreeMap::new();
     let mut read = 0;
-    let mut cut_all_done = false;
-    while read < RECORDS {
+    let mut halfway = Some(halfway);
+    while read < total {
         let batch = tokio::time::timeout(WAIT, consumer.poll_batch())
             .await
-            .unwrap_or_else(|_| panic!("stuck at {read} of {RECORDS}: {:?}", proxy.stats()))
-            .unwrap_or_else(|e| panic!("poll_batch failed at {read} of {RECORDS}: {e}"));
+            .unwrap_or_else(|_| panic!("{topic}: stuck at {read} of {total}: {:?}", proxy.stats()))
+            .unwrap_or_else(|e| panic!("{topic}: poll_batch failed at {read} of {total}: {e}"));
         let partition = batch.partition();
         let expected = &written[&partition];
         for record in batch.records() {
@@ -320,29 +331,72 @@ async fn consumer_survives_random_cuts_without_skipping_or_repeating() {
             assert_eq!(
                 Some(&got),
                 expected.get(*at),
-                "{topic}-{partition}: record {} of the partition",
+                "{topic}-{partition}: record {} of the partition (offset, value)",
                 *at
             );
             *at += 1;
             read += 1;
         }
-        if !cut_all_done && read >= RECORDS / 2 {
-            // Once, mid-stream: every connection at once, and no new one for a moment.
-            proxy.refuse_for(Duration::from_millis(300));
-            assert!(proxy.cut_all() > 0, "no connection open mid-stream");
-            cut_all_done = true;
+        if read >= total / 2 {
+            if let Some(halfway) = halfway.take() {
+                halfway();
+            }
         }
     }
-    let consumed_in = started.elapsed();
-    proxy.heal();
     if let Ok(extra) = tokio::time::timeout(Duration::from_millis(500), consumer.poll_batch()).await
     {
-        panic!("{topic}: more than {RECORDS} records: {extra:?}");
+        panic!("{topic}: more than {total} records: {extra:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_survives_random_cuts_without_skipping_or_repeating() {
+    let (broker, proxy) = TestBroker::start_behind_proxy();
+    let topic = "faults-consume";
+    create_topic_with_rdkafka(&broker.bootstrap(), topic, PARTITIONS).await;
+    let started = Instant::now();
+    let written = pre_produce(&broker, topic, PARTITIONS, RECORDS).await;
+    eprintln!(
+        "{topic}: {RECORDS} records pre-produced in {:?}",
+        started.elapsed()
+    );
+
+    proxy.cut_randomly(None, Some(CONSUMER_RESPONSE_CUTS));
+    let mut consumer = consumer_behind(&proxy, topic).await;
+    let started = Instant::now();
+    consume_exactly_once(&mut consumer, &proxy, topic, &written, || {}).await;
     let stats = proxy.stats();
-    eprintln!("{topic}: {RECORDS} records consumed in {consumed_in:?} through {stats:?}");
+    eprintln!(
+        "{topic}: {RECORDS} records consumed in {:?} through {stats:?}",
+        started.elapsed()
+    );
     assert_eq!(stats.metadata_unparsed, 0);
-    assert!(stats.response_cuts >= 30, "too few cuts: {stats:?}");
+    assert!(
+        stats.metadata_rewrites > 0,
+        "the consumer bypassed the proxy"
+    );
+    assert!(stats.response_cuts >= 50, "too few cuts: {stats:?}");
+}
+
+/// Fails as of this writing: a connection that dies before the ApiVersions answer is taken
+/// for a broker older than Kafka 0.10 (`conn/handshake.rs`), a fatal error that stops the
+/// fetched partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_rides_out_cut_all_and_refused_connections() {
+    const COUNT: usize = 20_000;
+    let (broker, proxy) = TestBroker::start_behind_proxy();
+    let topic = "faults-consume-refused";
+    create_topic_with_rdkafka(&broker.bootstrap(), topic, PARTITIONS).await;
+    let written = pre_produce(&broker, topic, PARTITIONS, COUNT).await;
+    let mut consumer = consumer_behind(&proxy, topic).await;
+    consume_exactly_once(&mut consumer, &proxy, topic, &written, || {
+        // Mid-stream: every connection at once, and no new one for a moment.
+        proxy.refuse_for(Duration::from_millis(300));
+        assert!(proxy.cut_all() > 0, "no connection open mid-stream");
+    })
+    .await;
+    let stats = proxy.stats();
+    eprintln!("{topic}: {COUNT} records consumed through {stats:?}");
     assert!(stats.refused > 0, "no connection refused: {stats:?}");
 }
 
@@ -385,7 +439,7 @@ async fn responses_delayed_past_the_request_timeout_deliver_exactly_once_in_time
     );
     // Each timed-out request closes its connection: the producer had to reconnect.
     assert!(
-        stats.accepted >= before.accepted + 2,
+        stats.accepted > before.accepted,
         "no reconnect after the timeouts: {before:?} then {stats:?}"
     );
     producer.close().await;
@@ -393,6 +447,10 @@ async fn responses_delayed_past_the_request_timeout_deliver_exactly_once_in_time
     check_exactly_once(topic, &delivered, &log);
 }
 
+/// Fails as of this writing, like `consumer_rides_out_cut_all_and_refused_connections`: the
+/// idle round always (the connection the producer makes to send is refused, taken for a
+/// pre-0.10 broker, and its batch fails), the mid-stream one now and then (when a batch is
+/// dispatched between the cut and the producer noticing it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn producer_rides_out_cut_all_and_refused_connections() {
     const COUNT: usize = 30_000;
@@ -402,17 +460,63 @@ async fn producer_rides_out_cut_all_and_refused_connections() {
     let producer = Producer::new(producer_config(&proxy.bootstrap()).build().unwrap())
         .await
         .unwrap();
-    let (delivered, ()) = tokio::join!(send_sequence(&producer, topic, 0..COUNT), async {
-        // Mid-stream, while requests are in flight: wait until some data went through.
+    // Mid-stream, while requests are in flight: once some data went through.
+    let (mut delivered, ()) = tokio::join!(send_sequence(&producer, topic, 0..COUNT), async {
         while proxy.stats().bytes_to_broker < 64 * 1024 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         proxy.refuse_for(Duration::from_millis(700));
         assert!(proxy.cut_all() > 0, "no connection open mid-stream");
     });
+    let mid_stream = proxy.stats();
+    assert!(
+        mid_stream.refused > 0,
+        "no connection refused: {mid_stream:?}"
+    );
+    // While idle (as when a broker closes idle connections): the producer sees its
+    // connection close, and reconnects when it next sends.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    proxy.refuse_for(Duration::from_millis(700));
+    assert!(proxy.cut_all() > 0, "no connection open while idle");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    delivered.extend(send_sequence(&producer, topic, COUNT..COUNT + 1_000).await);
+    let stats = proxy.stats();
+    eprintln!(
+        "{topic}: {} records delivered through {stats:?}",
+        delivered.len()
+    );
+    assert!(
+        stats.refused > mid_stream.refused,
+        "no connection refused: {stats:?}"
+    );
+    producer.close().await;
+    let log = read_back(&broker, topic, PARTITIONS, delivered.len()).await;
+    check_exactly_once(topic, &delivered, &log);
+}
+
+/// Fails as of this writing, like `consumer_rides_out_cut_all_and_refused_connections`: a
+/// connection cut inside the ApiVersions answer counts as a broker too old to ever talk to,
+/// and the producer goes fatal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producer_retries_connections_cut_inside_the_handshake() {
+    const COUNT: usize = 10_000;
+    let (broker, proxy) = TestBroker::start_behind_proxy();
+    let topic = "faults-handshake";
+    create_topic_with_rdkafka(&broker.bootstrap(), topic, PARTITIONS).await;
+    let producer = Producer::new(producer_config(&proxy.bootstrap()).build().unwrap())
+        .await
+        .unwrap();
+    // From 1 byte, inside Tansu's 287-byte ApiVersions answer (for two thirds of the
+    // connections), to a few produce answers.
+    proxy.cut_randomly(None, Some(1..=450));
+    let delivered = send_sequence(&producer, topic, 0..COUNT).await;
+    proxy.heal();
     let stats = proxy.stats();
     eprintln!("{topic}: {COUNT} records delivered through {stats:?}");
-    assert!(stats.refused > 0, "no connection refused: {stats:?}");
+    assert!(
+        stats.first_response_cuts > 0,
+        "no handshake was cut: {stats:?}"
+    );
     producer.close().await;
     let log = read_back(&broker, topic, PARTITIONS, COUNT).await;
     check_exactly_once(topic, &delivered, &log);

@@ -90,7 +90,10 @@ pub fn assert_one_line_error(out: &Output, contains: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "one line of error, got:\n{err}");
     assert!(err.starts_with("sluice: error: "), "{err}");
-    assert!(err.contains(contains), "{err:?} should mention {contains:?}");
+    assert!(
+        err.contains(contains),
+        "{err:?} should mention {contains:?}"
+    );
 }
 
 /// Creates `topic` with `partitions` partitions and waits until each has a leader.
