@@ -15,8 +15,10 @@
 //!   its responses tiny, a consumer's the other way round.)
 //! * [`delay_responses`](FaultProxy::delay_responses): hold every response for `D` after it
 //!   left the broker (order is kept), e.g. past the client's `request.timeout.ms`.
-//! * [`refuse_for`](FaultProxy::refuse_for): close new connections as soon as they are
-//!   accepted, for a while (the client sees its handshake fail).
+//! * [`refuse_for`](FaultProxy::refuse_for): for a while, accept new connections but close
+//!   each once its first request (for Kafka clients, ApiVersions) has arrived, unanswered:
+//!   what a broker that is shutting down does. (Closing at once instead would make the
+//!   client see either a clean end or a reset, depending on timing.)
 //!
 //! [`ProxyStats`] counts what happened, so a test can assert that the faults really hit.
 //!
@@ -56,6 +58,8 @@ pub type ByteRange = std::ops::RangeInclusive<u64>;
 
 /// Frames larger than this end the connection: no Kafka frame a test sends comes near it.
 const MAX_FRAME: usize = 256 * 1024 * 1024;
+/// How long a refused connection waits for its first request before it is closed anyway.
+const REFUSED_LINGER: Duration = Duration::from_secs(5);
 /// The Metadata API key.
 const METADATA: i16 = 3;
 /// Metadata versions from which the response is flexible (compact strings, tagged fields).
@@ -66,7 +70,7 @@ const METADATA_FIRST_FLEXIBLE: i16 = 9;
 pub struct ProxyStats {
     /// Connections accepted and forwarded to the broker.
     pub accepted: u64,
-    /// Connections closed at once because the proxy was refusing.
+    /// Connections closed on their first request because the proxy was refusing.
     pub refused: u64,
     /// Connections open right now.
     pub open: u64,
@@ -211,7 +215,8 @@ impl FaultProxy {
         self.control.settings().delay = delay;
     }
 
-    /// Closes new connections as soon as they are accepted, for `duration` from now.
+    /// For `duration` from now, closes each new connection once its first request arrived,
+    /// without forwarding or answering it.
     pub fn refuse_for(&self, duration: Duration) {
         self.control.settings().refuse_until = Some(Instant::now() + duration);
     }
@@ -427,7 +432,11 @@ async fn accept_loop(listener: TcpListener, control: Arc<Control>) {
         };
         if refusing {
             control.counters.refused.add(1);
-            drop(client);
+            tokio::spawn(async move {
+                let (mut read, _write) = client.into_split();
+                // Bounded, so a client that never sends cannot keep the task alive.
+                let _ = tokio::time::timeout(REFUSED_LINGER, read_frame(&mut read)).await;
+            });
             continue;
         }
         let id = control.next_conn.fetch_add(1, Ordering::Relaxed);

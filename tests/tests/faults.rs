@@ -37,8 +37,8 @@ const WAIT: Duration = Duration::from_secs(60);
 /// in a request the broker never gets whole, others in the answer to one it wrote. Budgets
 /// start above Tansu's 287-byte ApiVersions response: cuts inside the handshake have tests of
 /// their own below.
-const PRODUCER_REQUEST_CUTS: ByteRange = 2 * 1024..=48 * 1024;
-const PRODUCER_RESPONSE_CUTS: ByteRange = 300..=700;
+const PRODUCER_REQUEST_CUTS: ByteRange = 4 * 1024..=64 * 1024;
+const PRODUCER_RESPONSE_CUTS: ByteRange = 295..=460;
 /// The consumer's cuts: after 1-16 KiB of responses. Its fetch responses are kept to a few
 /// KiB (`max_partition_fetch_bytes` below, small batches when pre-producing), or no connection
 /// would ever get a whole one through.
@@ -69,6 +69,7 @@ async fn send_sequence(
     topic: &str,
     range: std::ops::Range<usize>,
 ) -> Vec<RecordMetadata> {
+    let started = Instant::now();
     let mut pending = Vec::with_capacity(range.len());
     for i in range.clone() {
         let record = ProducerRecord::new(topic).value(value(i));
@@ -79,17 +80,28 @@ async fn send_sequence(
         pending.push(delivery);
     }
     let mut delivered = Vec::with_capacity(pending.len());
-    let mut failed = Vec::new();
+    // Failures by error message: (first record, last record, count).
+    let mut failed: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
     for (i, delivery) in range.zip(pending) {
         match delivery.await {
             Ok(metadata) => delivered.push(metadata),
-            Err(error) => failed.push((i, error)),
+            Err(error) => {
+                let entry = failed.entry(error.to_string()).or_insert((i, i, 0));
+                entry.1 = i;
+                entry.2 += 1;
+            }
         }
     }
-    if let Some((first, error)) = failed.first() {
+    if !failed.is_empty() {
+        let count: usize = failed.values().map(|f| f.2).sum();
+        let errors: Vec<String> = failed
+            .iter()
+            .map(|(error, (first, last, n))| format!("{n} (records {first}..={last}): {error}"))
+            .collect();
         panic!(
-            "{topic}: {} deliveries failed, the first (record {first}): {error}",
-            failed.len()
+            "{topic}: {count} deliveries failed, all known after {:?}:\n{}",
+            started.elapsed(),
+            errors.join("\n")
         );
     }
     delivered
@@ -457,9 +469,9 @@ async fn producer_rides_out_cut_all_and_refused_connections() {
     let (broker, proxy) = TestBroker::start_behind_proxy();
     let topic = "faults-refused";
     create_topic_with_rdkafka(&broker.bootstrap(), topic, PARTITIONS).await;
-    let producer = Producer::new(producer_config(&proxy.bootstrap()).build().unwrap())
-        .await
-        .unwrap();
+    // A failure here should not take the whole minute of `producer_config`.
+    let config = producer_config(&proxy.bootstrap()).delivery_timeout(Duration::from_secs(20));
+    let producer = Producer::new(config.build().unwrap()).await.unwrap();
     // Mid-stream, while requests are in flight: once some data went through.
     let (mut delivered, ()) = tokio::join!(send_sequence(&producer, topic, 0..COUNT), async {
         while proxy.stats().bytes_to_broker < 64 * 1024 {
@@ -503,9 +515,9 @@ async fn producer_retries_connections_cut_inside_the_handshake() {
     let (broker, proxy) = TestBroker::start_behind_proxy();
     let topic = "faults-handshake";
     create_topic_with_rdkafka(&broker.bootstrap(), topic, PARTITIONS).await;
-    let producer = Producer::new(producer_config(&proxy.bootstrap()).build().unwrap())
-        .await
-        .unwrap();
+    // A failure here should not take the whole minute of `producer_config`.
+    let config = producer_config(&proxy.bootstrap()).delivery_timeout(Duration::from_secs(20));
+    let producer = Producer::new(config.build().unwrap()).await.unwrap();
     // From 1 byte, inside Tansu's 287-byte ApiVersions answer (for two thirds of the
     // connections), to a few produce answers.
     proxy.cut_randomly(None, Some(1..=450));

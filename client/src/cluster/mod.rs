@@ -177,7 +177,17 @@ impl Cluster {
         if let Some(info) = self.fresh_topic(topic).await {
             return Ok(info);
         }
-        let snapshot = self.refresh(&[topic.to_owned()]).await?;
+        let snapshot = match self.refresh(&[topic.to_owned()]).await {
+            Ok(snapshot) => snapshot,
+            // The cluster cannot be reached right now. Leaders we knew are still the best
+            // guess (a lost connection is not a leader change): use them, and let the request
+            // to the leader retry the connection.
+            Err(e) if e.is_retriable() => match self.snapshot().topics.get(topic) {
+                Some(info) => return Ok(Arc::clone(info)),
+                None => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
         if let Some(info) = snapshot.topics.get(topic) {
             return Ok(Arc::clone(info));
         }
@@ -198,7 +208,16 @@ impl Cluster {
 
     /// Marks what `error` says is stale, so the next lookup refreshes it. Producer and
     /// consumer call this with every partition-level error they get.
+    ///
+    /// An error code that says leadership moved drops the topic from the cache: its leaders
+    /// are known to be wrong. A lost connection only makes the next lookup try a refresh; the
+    /// cached leaders stay in use if that refresh cannot reach the cluster either, since a
+    /// cut connection says nothing about where the leader is.
     pub async fn on_error(&self, topic: &str, error: &Error) {
+        if error.code().is_none() && error.is_indefinite() {
+            *self.inner.refresh.lock().await = None;
+            return;
+        }
         let stale = match error.code() {
             Some(code) => [
                 KafkaCode::NOT_LEADER_OR_FOLLOWER,
@@ -208,7 +227,7 @@ impl Cluster {
                 KafkaCode::UNKNOWN_LEADER_EPOCH,
             ]
             .contains(&code),
-            None => error.is_indefinite(),
+            None => false,
         };
         if stale {
             let mut snapshot = (*self.snapshot()).clone();

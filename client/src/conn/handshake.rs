@@ -3,7 +3,8 @@
 //! sluice asks with ApiVersions v3, which carries the client's name and version. A broker that
 //! does not know v3 answers UNSUPPORTED_VERSION with a v0 body listing what it does support;
 //! we then ask once more with the highest ApiVersions version it offers. A broker older than
-//! ApiVersions itself (pre-0.10) just closes the connection: that gets a clear "too old".
+//! ApiVersions itself (pre-0.10) just closes the connection; that looks like any connection cut
+//! mid-handshake, so it stays a retriable disconnect whose message names the old-broker case.
 
 use std::time::Duration;
 
@@ -53,15 +54,16 @@ async fn ask(conn: &Connection, version: i16, timeout: Duration) -> Result<ApiVe
     let request = ApiVersionsRequest::default()
         .with_client_software_name(StrBytes::from_static_str(SOFTWARE_NAME))
         .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-    conn.send_at(&request, version, timeout)
-        .await
-        .map_err(|e| match e {
-            Error::Disconnected { broker, .. } => Error::BrokerTooOld {
-                broker,
-                reason:
-                    "it closed the connection on ApiVersions (brokers older than Kafka 0.10 do)"
-                        .into(),
-            },
-            other => other,
-        })
+    // A broker older than ApiVersions itself (Kafka 0.10) closes the connection here, but so
+    // does any connection cut at the wrong moment, so this stays a retriable disconnect: the
+    // reason only mentions the old-broker case.
+    conn.send_at(&request, version, timeout).await.map_err(|e| match e {
+        Error::Disconnected { broker, reason } => Error::Disconnected {
+            broker,
+            reason: format!(
+                "{reason}, during ApiVersions (brokers older than Kafka 0.10 close the connection here)"
+            ),
+        },
+        other => other,
+    })
 }

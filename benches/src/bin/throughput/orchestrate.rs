@@ -183,16 +183,21 @@ impl Ctx<'_> {
 
     /// Runs `spec` in a child process; the broker's CPU time is read before and after it.
     fn measure(&self, broker: &Broker, spec: &ChildSpec) -> Result<Measured> {
+        let role = match spec.role {
+            Role::Produce => "produce",
+            Role::Consume => "consume",
+        };
+        self.measure_as(broker, spec, role)
+    }
+
+    /// [`measure`](Self::measure), with `tag` naming its `--perf-dir` file.
+    fn measure_as(&self, broker: &Broker, spec: &ChildSpec, tag: &str) -> Result<Measured> {
         let broker_before = procfs::cpu_ticks(&broker.pid())?;
         let exe = std::env::current_exe()?;
         let mut command = match &self.args.perf_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
-                let role = match spec.role {
-                    Role::Produce => "produce",
-                    Role::Consume => "consume",
-                };
-                let out = dir.join(format!("{}-{}-{role}.data", spec.codec, spec.client));
+                let out = dir.join(format!("{}-{}-{tag}.data", spec.codec, spec.client));
                 let mut perf = Command::new("perf");
                 perf.arg("record")
                     .args(self.args.perf_args.split_whitespace())
