@@ -19,7 +19,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, IncrementalAlterConfigsRe
 use kafka_protocol::protocol::StrBytes;
 
 use super::leaders::layers;
-use super::retry::{Batch, Rounds};
+use super::retry::{run_rounds, Batch, Rounds};
 use super::{kafka_error, Admin, Outcomes};
 use crate::error::{Error, KafkaCode, Result};
 
@@ -214,18 +214,16 @@ impl Admin {
         &self,
         resources: &[ConfigResource],
     ) -> Outcomes<ConfigResource, Vec<ConfigEntry>> {
-        let mut batch = Batch::new(resources.len(), CONFIG_FINAL_CODES);
-        let mut rounds = self.rounds(self.timeout());
-        while !batch.is_done() && rounds.next().await {
-            let pending = batch.pending();
-            let round = self.describe_round(resources, &pending, &rounds, &mut batch);
-            match tokio::time::timeout_at(rounds.deadline(), round).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => batch.settle_all(&pending, &e),
-                Err(_) => break,
-            }
-        }
-        let results = batch.into_results(&rounds.timeout_error("DescribeConfigs"));
+        let batch = Batch::new(resources.len(), CONFIG_FINAL_CODES);
+        let results = run_rounds(
+            self.rounds(self.timeout()),
+            batch,
+            "DescribeConfigs",
+            async |pending, rounds, batch| {
+                self.describe_round(resources, pending, rounds, batch).await
+            },
+        )
+        .await;
         Outcomes {
             entries: resources.iter().cloned().zip(results).collect(),
         }
@@ -303,17 +301,16 @@ impl Admin {
         let resources: Vec<ConfigResource> = changes.iter().map(|(r, _)| r.clone()).collect();
         let mut batch = Batch::new(changes.len(), CONFIG_FINAL_CODES);
         batch.reject_duplicates(&resources, ConfigResource::context);
-        let mut rounds = self.rounds(self.timeout());
-        while !batch.is_done() && rounds.next().await {
-            let pending = batch.pending();
-            let round = self.alter_round(changes, &resources, &pending, &rounds, &mut batch);
-            match tokio::time::timeout_at(rounds.deadline(), round).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => batch.settle_all(&pending, &e),
-                Err(_) => break,
-            }
-        }
-        let results = batch.into_results(&rounds.timeout_error("IncrementalAlterConfigs"));
+        let results = run_rounds(
+            self.rounds(self.timeout()),
+            batch,
+            "IncrementalAlterConfigs",
+            async |pending, rounds, batch| {
+                self.alter_round(changes, &resources, pending, rounds, batch)
+                    .await
+            },
+        )
+        .await;
         Outcomes {
             entries: resources.into_iter().zip(results).collect(),
         }

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, ListOffsetsResponse
 use kafka_protocol::protocol::StrBytes;
 
 use super::leaders::{group_by_leader, partition_context};
-use super::retry::{Batch, Rounds};
+use super::retry::{run_rounds, Batch, Rounds};
 use super::{Admin, Outcomes};
 use crate::config::IsolationLevel;
 use crate::error::{Error, KafkaCode, Result};
@@ -92,18 +92,17 @@ impl Admin {
             .iter()
             .map(|(t, p, s)| (t.as_ref(), *p, *s))
             .collect();
-        let mut batch = Batch::new(items.len(), &[]);
-        let mut rounds = self.rounds(self.timeout());
-        while !batch.is_done() && rounds.next().await {
-            let pending = batch.pending();
-            let round = self.list_round(&items, &pending, isolation, &rounds, &mut batch);
-            match tokio::time::timeout_at(rounds.deadline(), round).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => batch.settle_all(&pending, &e),
-                Err(_) => break,
-            }
-        }
-        let results = batch.into_results(&rounds.timeout_error("ListOffsets"));
+        let batch = Batch::new(items.len(), &[]);
+        let results = run_rounds(
+            self.rounds(self.timeout()),
+            batch,
+            "ListOffsets",
+            async |pending, rounds, batch| {
+                self.list_round(&items, pending, isolation, rounds, batch)
+                    .await
+            },
+        )
+        .await;
         Outcomes {
             entries: items
                 .iter()

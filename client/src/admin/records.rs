@@ -12,7 +12,7 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 
 use super::leaders::{group_by_leader, partition_context};
-use super::retry::{Batch, Rounds};
+use super::retry::{run_rounds, Batch, Rounds};
 use super::{millis, Admin, Outcomes};
 use crate::error::{Error, KafkaCode, Result};
 
@@ -38,18 +38,17 @@ impl Admin {
             .iter()
             .map(|(t, p, o)| (t.as_ref(), *p, *o))
             .collect();
-        let mut batch = Batch::new(items.len(), &[]);
-        let mut rounds = self.rounds(self.timeout());
-        while !batch.is_done() && rounds.next().await {
-            let pending = batch.pending();
-            let round = self.delete_records_round(&items, &pending, &rounds, &mut batch);
-            match tokio::time::timeout_at(rounds.deadline(), round).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => batch.settle_all(&pending, &e),
-                Err(_) => break,
-            }
-        }
-        let results = batch.into_results(&rounds.timeout_error("DeleteRecords"));
+        let batch = Batch::new(items.len(), &[]);
+        let results = run_rounds(
+            self.rounds(self.timeout()),
+            batch,
+            "DeleteRecords",
+            async |pending, rounds, batch| {
+                self.delete_records_round(&items, pending, rounds, batch)
+                    .await
+            },
+        )
+        .await;
         Outcomes {
             entries: items
                 .iter()

@@ -15,6 +15,27 @@ use tokio::time::Instant;
 use crate::cluster::Backoff;
 use crate::error::{Error, KafkaCode, Result};
 
+/// Runs `round` over the items still pending until every item of `batch` is settled or the
+/// deadline of `rounds` passes; a round that fails as a whole settles all its items with that
+/// error. Returns each item's result, in order (`api` names the call in timeout errors).
+pub(super) async fn run_rounds<V>(
+    mut rounds: Rounds,
+    mut batch: Batch<V>,
+    api: &str,
+    mut round: impl AsyncFnMut(&[usize], &Rounds, &mut Batch<V>) -> Result<()>,
+) -> Vec<Result<V>> {
+    while !batch.is_done() && rounds.next().await {
+        let pending = batch.pending();
+        let deadline = rounds.deadline();
+        match tokio::time::timeout_at(deadline, round(&pending, &rounds, &mut batch)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => batch.settle_all(&pending, &e),
+            Err(_) => break,
+        }
+    }
+    batch.into_results(&rounds.timeout_error(api))
+}
+
 /// The rounds of one call: a deadline and a backoff between rounds.
 #[derive(Debug)]
 pub(super) struct Rounds {
