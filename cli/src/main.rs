@@ -8,6 +8,7 @@ mod dump;
 mod flags;
 mod json;
 mod metadata;
+mod mock;
 mod produce;
 
 use std::io::{self, Write};
@@ -35,6 +36,8 @@ enum Command {
     Consume(consume::Args),
     /// Measure producer or consumer throughput.
     Bench(bench::Args),
+    /// Run an in-process mock Kafka cluster in the foreground and print its bootstrap address.
+    Mock(mock::Args),
 }
 
 /// Why a command failed: printed as one line.
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => runtime().and_then(|rt| rt.block_on(produce::run(&args))),
         Command::Consume(args) => runtime().and_then(|rt| rt.block_on(consume::run(&args))),
         Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench::run(&args))),
+        Command::Mock(args) => runtime().and_then(|rt| rt.block_on(mock::run(&args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
