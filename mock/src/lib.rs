@@ -39,6 +39,7 @@ use tokio::task::JoinHandle;
 
 pub use config::MockConfig;
 pub use faults::Fault;
+pub use groups::{GroupDescription, GroupMember, GroupState};
 pub use kafka_protocol::messages::ApiKey;
 pub use kafka_protocol::ResponseError;
 
@@ -185,6 +186,18 @@ impl MockCluster {
         self.shared
             .lock()
             .coordinator(CoordinatorKind::Transaction, transactional_id)
+    }
+
+    /// A consumer group's state, generation and members (with their assignments), or `None`
+    /// if the group does not exist. For assertions; clients use DescribeGroups.
+    pub fn describe_group(&self, group: &str) -> Option<GroupDescription> {
+        self.shared.lock().groups.describe(group)
+    }
+
+    /// The offset `group` committed for a partition, if any (offsets a transaction holds are
+    /// not committed until it commits).
+    pub fn committed_offset(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
+        self.shared.lock().groups.committed(group, topic, partition)
     }
 
     /// Adds a fault rule; rules apply in the order they were added.

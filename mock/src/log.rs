@@ -107,7 +107,6 @@ impl PartitionLog {
     }
 
     /// Whether `producer_id` has an open transaction in this partition.
-    #[allow(dead_code)] // For the transaction coordinator, in progress.
     pub(crate) fn has_open_txn(&self, producer_id: i64) -> bool {
         self.open_txns.contains_key(&producer_id)
     }
@@ -127,6 +126,11 @@ impl PartitionLog {
                     base_offset: original,
                     log_start_offset: self.log_start,
                 });
+            }
+            if !batch.is_transactional() && self.open_txns.contains_key(&producer_id) {
+                // A plain write from a producer whose transaction is open here
+                // (`ProducerAppendInfo.appendDataBatch`).
+                return Err(ResponseError::InvalidTxnState);
             }
         }
         let base_offset = self.push(batch, leader_epoch);
@@ -204,7 +208,6 @@ impl PartitionLog {
     /// Writes a transaction marker (a control batch) for `producer_id` and closes its
     /// transaction in this partition; an abort goes into the aborted-transaction index.
     /// Returns the marker's offset.
-    #[allow(dead_code)] // For the transaction coordinator, in progress.
     pub(crate) fn write_marker(
         &mut self,
         producer_id: i64,

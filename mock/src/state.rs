@@ -131,7 +131,6 @@ pub(crate) struct State {
     pub(crate) coordinator_moves: BTreeMap<(CoordinatorKind, String), i32>,
     #[allow(dead_code)] // The coordinators are in progress.
     pub(crate) groups: Groups,
-    #[allow(dead_code)]
     pub(crate) txns: Transactions,
     pub(crate) faults: Faults,
 }
@@ -224,7 +223,6 @@ impl State {
 }
 
 /// Milliseconds since the Unix epoch, as record timestamps and ListOffsets use.
-#[allow(dead_code)] // For marker timestamps; the transaction coordinator is in progress.
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

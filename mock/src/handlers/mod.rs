@@ -24,7 +24,6 @@ pub(crate) struct Context {
     pub(crate) broker: i32,
     pub(crate) api: ApiKey,
     pub(crate) version: i16,
-    #[allow(dead_code)] // For group member ids; the group coordinator is in progress.
     pub(crate) client_id: Option<String>,
 }
 

@@ -79,7 +79,14 @@ fn append(
     }
     let batch = validate(ctx.version, records, shared.config.max_message_bytes)?;
     if batch.is_transactional() {
-        crate::txn::verify_produce(state, transactional_id, &batch, topic, partition)?;
+        crate::txn::verify_produce(
+            state,
+            ctx.version,
+            transactional_id,
+            &batch,
+            topic,
+            partition,
+        )?;
     }
     let Some(p) = state.partition_mut(topic, partition) else {
         return Err(ResponseError::UnknownTopicOrPartition);
