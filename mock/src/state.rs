@@ -129,7 +129,6 @@ pub(crate) struct State {
     pub(crate) next_producer_id: i64,
     /// Coordinators moved by fault injection; the rest follow a hash of the key.
     pub(crate) coordinator_moves: BTreeMap<(CoordinatorKind, String), i32>,
-    #[allow(dead_code)] // The coordinators are in progress.
     pub(crate) groups: Groups,
     pub(crate) txns: Transactions,
     pub(crate) faults: Faults,
