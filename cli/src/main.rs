@@ -6,6 +6,7 @@ mod consume;
 mod deliveries;
 mod dump;
 mod flags;
+mod group;
 mod json;
 mod metadata;
 mod mock;
@@ -36,6 +37,8 @@ enum Command {
     Consume(consume::Args),
     /// Measure producer or consumer throughput.
     Bench(bench::Args),
+    /// List consumer groups, describe one, reset its offsets.
+    Group(group::Args),
     /// Run an in-process mock Kafka cluster in the foreground and print its bootstrap address.
     Mock(mock::Args),
 }
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => runtime().and_then(|rt| rt.block_on(produce::run(&args))),
         Command::Consume(args) => runtime().and_then(|rt| rt.block_on(consume::run(&args))),
         Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench::run(&args))),
+        Command::Group(args) => runtime().and_then(|rt| rt.block_on(group::run(&args))),
         Command::Mock(args) => runtime().and_then(|rt| rt.block_on(mock::run(&args))),
     };
     match result {

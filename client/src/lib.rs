@@ -14,5 +14,6 @@ pub mod error;
 pub mod group;
 pub mod producer;
 pub mod security;
+pub mod txn;
 
 pub use error::{Error, KafkaCode, Result};

@@ -8,10 +8,12 @@
 //! one says so and covers that path another way (recorded broker bytes, or the mock cluster).
 
 mod broker;
+mod group_members;
 mod listen;
 mod proxy;
 mod rdkafka_peer;
 
 pub use broker::TestBroker;
+pub use group_members::{RdkafkaMember, Seen, SluiceMember};
 pub use proxy::{ByteRange, FaultProxy, ProxyStats};
 pub use rdkafka_peer::{create_topic_with_rdkafka, rdkafka_config};

@@ -13,13 +13,14 @@
 //!
 //! Files: `mod.rs` (the client, [`Outcomes`], describe_cluster), `retry.rs` (rounds and
 //! per-item bookkeeping), `leaders.rs` (grouping partitions by leader), `topics.rs`,
-//! `offsets.rs`, `configs.rs`, `records.rs`.
+//! `offsets.rs`, `configs.rs`, `records.rs`, `groups.rs` (consumer groups: list, describe, offsets).
 //!
 //! References: the protocol guide (<https://kafka.apache.org/protocol>), KIP-4 (admin
 //! requests), KIP-107 (DeleteRecords), KIP-339 (IncrementalAlterConfigs), KIP-700
 //! (DescribeCluster), KIP-734 (ListOffsets MAX_TIMESTAMP), KIP-516 (DeleteTopics v6).
 
 mod configs;
+mod groups;
 mod leaders;
 mod offsets;
 mod records;
@@ -32,6 +33,7 @@ use kafka_protocol::messages::DescribeClusterRequest;
 use kafka_protocol::protocol::Request;
 
 pub use configs::{AlterConfig, ConfigEntry, ConfigOp, ConfigResource, ConfigSource, ResourceKind};
+pub use groups::{GroupDescription, GroupListing, MemberDescription};
 pub use offsets::{ListedOffset, OffsetSpec};
 pub use topics::{CreateTopicsOptions, NewTopic};
 
@@ -213,14 +215,16 @@ impl Admin {
     }
 
     fn rounds(&self, timeout: Duration) -> Rounds {
+        Rounds::new(timeout, self.backoff())
+    }
+
+    /// `retry.backoff.ms` doubling up to `retry.backoff.max.ms`.
+    fn backoff(&self) -> Backoff {
         let client = self.config.client();
-        Rounds::new(
-            timeout,
-            Backoff {
-                initial: client.retry_backoff(),
-                max: client.retry_backoff_max(),
-            },
-        )
+        Backoff {
+            initial: client.retry_backoff(),
+            max: client.retry_backoff_max(),
+        }
     }
 
     /// Sends a request built for the version negotiated with `broker`.

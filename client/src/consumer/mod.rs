@@ -152,6 +152,24 @@ impl Consumer {
         self.after_change(st);
     }
 
+    /// Replaces the assignment for a consumer group: partitions already assigned keep their
+    /// position and prefetched data (the offset given for them is ignored), new ones start at
+    /// the offset given.
+    pub(crate) fn assign_keeping(&mut self, partitions: Vec<(String, i32, Offset)>) {
+        let list = partitions
+            .into_iter()
+            .map(|(t, p, o)| (tp(&t, p), o))
+            .collect();
+        let mut st = self.shared.lock();
+        st.assign(list, true);
+        self.after_change(st);
+    }
+
+    /// The cluster the consumer talks to (shared with its group membership).
+    pub(crate) fn cluster(&self) -> &crate::cluster::Cluster {
+        &self.shared.cluster
+    }
+
     /// Moves an assigned partition to `offset`: prefetched data is dropped, an error it stopped
     /// on is cleared, and the next record handed out for it is at `offset` (or where the
     /// lookup of `Beginning`, `End` or a timestamp lands).

@@ -82,6 +82,15 @@ pub enum Error {
     /// Authentication or TLS setup failed.
     #[error("security: {0}")]
     Security(String),
+    /// A transactional call that the producer's transaction state does not allow, or one made
+    /// after the producer failed for good.
+    #[error("transaction ({state}): {reason}")]
+    Transaction {
+        /// The transaction state at the time.
+        state: String,
+        /// What was refused and why.
+        reason: String,
+    },
 }
 
 fn context_suffix(context: &str) -> String {
@@ -127,7 +136,8 @@ impl Error {
             | Error::BrokerTooOld { .. }
             | Error::Config { .. }
             | Error::Closed
-            | Error::Security(_) => false,
+            | Error::Security(_)
+            | Error::Transaction { .. } => false,
         }
     }
 

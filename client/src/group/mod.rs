@@ -8,3 +8,20 @@
 //! sluice, Java and librdkafka members can share a group.
 
 pub mod assignor;
+mod consumer;
+pub(crate) mod coordinator;
+mod membership;
+pub(crate) mod offsets;
+
+pub use consumer::{GroupConsumer, GroupEvent, GroupMetadata};
+pub use offsets::{CommittedOffset, OffsetToCommit};
+
+/// The assignor a config names.
+fn assignor_for(choice: crate::config::Assignor) -> Box<dyn assignor::Assignor> {
+    use crate::config::Assignor as Choice;
+    match choice {
+        Choice::Range => Box::new(assignor::RangeAssignor),
+        Choice::RoundRobin => Box::new(assignor::RoundRobinAssignor),
+        Choice::CooperativeSticky => Box::new(assignor::CooperativeStickyAssignor),
+    }
+}

@@ -1,0 +1,255 @@
+//! Consumer-group members for tests: sluice's [`GroupConsumer`] and librdkafka's consumer,
+//! each in a task or thread of its own, recording what it read and which partitions it owns, so
+//! a test can put either kind (or both) in one group and check the hand-overs.
+//!
+//! Both commit the offsets of partitions before giving them up, so across clean rebalances no
+//! record is read twice.
+#![allow(clippy::unwrap_used)] // A harness: a failure here is the test's failure.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use sluice_client::config::ConsumerConfig;
+use sluice_client::group::{GroupConsumer, GroupEvent};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::rdkafka_config;
+
+/// How long a member may take to stop.
+const STOP: Duration = Duration::from_secs(60);
+
+/// The group settings both kinds use: short sessions (Tansu holds JoinGroup for half the
+/// session timeout), manual commits, reading from the start.
+fn group_properties<'a>(
+    bootstrap: &'a str,
+    group: &'a str,
+    assignor: &'a str,
+) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("bootstrap.servers", bootstrap),
+        ("group.id", group),
+        ("partition.assignment.strategy", assignor),
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "500"),
+        ("auto.offset.reset", "earliest"),
+        ("enable.auto.commit", "false"),
+    ]
+}
+
+/// What a member saw: records (partition, offset, value) and the partitions it owns now.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// (partition, offset, value) of every record read.
+    pub records: Vec<(i32, i64, String)>,
+    /// The partitions owned now.
+    pub owned: BTreeSet<i32>,
+}
+
+/// A sluice group member in a task.
+#[derive(Debug)]
+pub struct SluiceMember {
+    seen: Arc<Mutex<Seen>>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl SluiceMember {
+    /// Joins `group` subscribed to `topic`.
+    pub fn start(bootstrap: &str, group: &str, topic: &str, assignor: &str) -> SluiceMember {
+        let config = ConsumerConfig::from_properties(group_properties(bootstrap, group, assignor))
+            .expect("valid consumer properties");
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let (stop, mut stopped) = watch::channel(false);
+        let topic = topic.to_owned();
+        let task = tokio::spawn({
+            let seen = Arc::clone(&seen);
+            async move {
+                let mut consumer = GroupConsumer::new(config).await.unwrap();
+                consumer.subscribe(&[topic]);
+                loop {
+                    tokio::select! {
+                        event = consumer.poll() => match event.unwrap() {
+                            GroupEvent::Batch(batch) => {
+                                let mut seen = seen.lock().unwrap();
+                                for r in batch.to_records().unwrap() {
+                                    let value = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+                                    seen.records.push((r.partition, r.offset, value));
+                                }
+                            }
+                            GroupEvent::Assigned(added) => {
+                                seen.lock().unwrap().owned.extend(added.iter().map(|(_, p)| *p));
+                            }
+                            GroupEvent::Revoked(gone) => {
+                                // Commit before the partitions go: the next owner starts here.
+                                consumer.commit().await.unwrap();
+                                let mut seen = seen.lock().unwrap();
+                                for (_, p) in gone {
+                                    seen.owned.remove(&p);
+                                }
+                            }
+                            GroupEvent::Lost(gone) => {
+                                let mut seen = seen.lock().unwrap();
+                                for (_, p) in gone {
+                                    seen.owned.remove(&p);
+                                }
+                            }
+                        },
+                        _ = stopped.changed() => {
+                            consumer.commit().await.unwrap();
+                            consumer.close().await.unwrap();
+                            seen.lock().unwrap().owned.clear();
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        SluiceMember { seen, stop, task }
+    }
+
+    /// The partitions it owns now.
+    pub fn owned(&self) -> BTreeSet<i32> {
+        self.seen.lock().unwrap().owned.clone()
+    }
+
+    /// What it read so far.
+    pub fn records(&self) -> Vec<(i32, i64, String)> {
+        self.seen.lock().unwrap().records.clone()
+    }
+
+    /// Commits, leaves the group and returns what it read.
+    pub async fn leave(self) -> Vec<(i32, i64, String)> {
+        self.stop.send_replace(true);
+        tokio::time::timeout(STOP, self.task)
+            .await
+            .unwrap()
+            .unwrap();
+        let records = self.seen.lock().unwrap().records.clone();
+        records
+    }
+
+    /// Kills the member without leaving or committing, like `kill -9`; returns what it read.
+    pub fn kill(self) -> Vec<(i32, i64, String)> {
+        self.task.abort();
+        let records = self.seen.lock().unwrap().records.clone();
+        records
+    }
+}
+
+/// Commits the consumed offsets of partitions before librdkafka revokes them.
+struct CommitOnRevoke {
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl ClientContext for CommitOnRevoke {}
+
+impl ConsumerContext for CommitOnRevoke {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(gone) = rebalance {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(())
+                | Err(rdkafka::error::KafkaError::ConsumerCommit(
+                    rdkafka::types::RDKafkaErrorCode::NoOffset,
+                )) => {}
+                Err(e) => panic!("librdkafka member could not commit before revocation: {e}"),
+            }
+            let mut seen = self.seen.lock().unwrap();
+            for e in gone.elements() {
+                seen.owned.remove(&e.partition());
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(_) = rebalance {
+            let owned: BTreeSet<i32> = consumer
+                .assignment()
+                .map(|a| a.elements().iter().map(|e| e.partition()).collect())
+                .unwrap_or_default();
+            self.seen.lock().unwrap().owned = owned;
+        }
+    }
+}
+
+/// A librdkafka group member in a thread of its own.
+#[derive(Debug)]
+pub struct RdkafkaMember {
+    seen: Arc<Mutex<Seen>>,
+    stop: Arc<AtomicBool>,
+    thread: thread::JoinHandle<()>,
+}
+
+impl RdkafkaMember {
+    /// Joins `group` subscribed to `topic`.
+    pub fn start(bootstrap: &str, group: &str, topic: &str, assignor: &str) -> RdkafkaMember {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut config = rdkafka_config(bootstrap);
+        for (k, v) in group_properties(bootstrap, group, assignor) {
+            config.set(k, v);
+        }
+        config.set("fetch.wait.max.ms", "50");
+        let consumer: BaseConsumer<CommitOnRevoke> = config
+            .create_with_context(CommitOnRevoke {
+                seen: Arc::clone(&seen),
+            })
+            .unwrap();
+        consumer.subscribe(&[topic]).unwrap();
+        let thread = thread::spawn({
+            let (seen, stop) = (Arc::clone(&seen), Arc::clone(&stop));
+            move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let Some(message) = consumer.poll(Duration::from_millis(50)) else {
+                        continue;
+                    };
+                    let message = message.unwrap();
+                    let value = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
+                    seen.lock().unwrap().records.push((
+                        message.partition(),
+                        message.offset(),
+                        value,
+                    ));
+                    // Store the position so a revocation's commit covers what was read.
+                    let mut position = TopicPartitionList::new();
+                    position
+                        .add_partition_offset(
+                            message.topic(),
+                            message.partition(),
+                            Offset::Offset(message.offset() + 1),
+                        )
+                        .unwrap();
+                    let _ = consumer.commit(&position, CommitMode::Async);
+                }
+                // Closing commits and leaves (rdkafka closes on drop).
+                let _ = consumer.commit_consumer_state(CommitMode::Sync);
+                drop(consumer);
+                seen.lock().unwrap().owned.clear();
+            }
+        });
+        RdkafkaMember { seen, stop, thread }
+    }
+
+    /// The partitions it owns now.
+    pub fn owned(&self) -> BTreeSet<i32> {
+        self.seen.lock().unwrap().owned.clone()
+    }
+
+    /// What it read so far.
+    pub fn records(&self) -> Vec<(i32, i64, String)> {
+        self.seen.lock().unwrap().records.clone()
+    }
+
+    /// Commits, leaves the group and returns what it read.
+    pub fn leave(self) -> Vec<(i32, i64, String)> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap();
+        let records = self.seen.lock().unwrap().records.clone();
+        records
+    }
+}
