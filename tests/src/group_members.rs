@@ -16,6 +16,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use sluice_client::config::ConsumerConfig;
 use sluice_client::group::{GroupConsumer, GroupEvent};
+use sluice_client::KafkaCode;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -74,40 +75,33 @@ impl SluiceMember {
                 consumer.subscribe(&[topic]);
                 loop {
                     tokio::select! {
-                        event = consumer.poll() => match event.unwrap() {
-                            GroupEvent::Batch(batch) => {
-                                let mut seen = seen.lock().unwrap();
-                                for r in batch.to_records().unwrap() {
-                                    let value = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
-                                    seen.records.push((r.partition, r.offset, value));
-                                }
-                            }
-                            GroupEvent::Assigned(added) => {
-                                seen.lock().unwrap().owned.extend(added.iter().map(|(_, p)| *p));
-                            }
-                            GroupEvent::Revoked(gone) => {
-                                // Commit before the partitions go: the next owner starts here.
-                                consumer.commit().await.unwrap();
-                                let mut seen = seen.lock().unwrap();
-                                for (_, p) in gone {
-                                    seen.owned.remove(&p);
-                                }
-                            }
-                            GroupEvent::Lost(gone) => {
-                                let mut seen = seen.lock().unwrap();
-                                for (_, p) in gone {
-                                    seen.owned.remove(&p);
-                                }
-                            }
-                        },
-                        _ = stopped.changed() => {
-                            consumer.commit().await.unwrap();
-                            consumer.close().await.unwrap();
-                            seen.lock().unwrap().owned.clear();
-                            return;
-                        }
+                        event = consumer.poll() => handle(&mut consumer, &seen, event.unwrap()).await,
+                        _ = stopped.changed() => break,
                     }
                 }
+                // A commit refused because a rebalance is under way (a poll was cut short
+                // mid-join) asks for the rebalance to finish first, as in Java.
+                for _ in 0..100 {
+                    match consumer.commit().await {
+                        Ok(()) => break,
+                        Err(e)
+                            if e.code().is_some_and(|c| {
+                                [
+                                    KafkaCode::REBALANCE_IN_PROGRESS,
+                                    KafkaCode::ILLEGAL_GENERATION,
+                                    KafkaCode::UNKNOWN_MEMBER_ID,
+                                ]
+                                .contains(&c)
+                            }) =>
+                        {
+                            let event = consumer.poll().await.unwrap();
+                            handle(&mut consumer, &seen, event).await;
+                        }
+                        Err(e) => panic!("final commit failed: {e}"),
+                    }
+                }
+                consumer.close().await.unwrap();
+                seen.lock().unwrap().owned.clear();
             }
         });
         SluiceMember { seen, stop, task }
@@ -139,6 +133,39 @@ impl SluiceMember {
         self.task.abort();
         let records = self.seen.lock().unwrap().records.clone();
         records
+    }
+}
+
+/// Records a sluice member's event; commits before revoked partitions go.
+async fn handle(consumer: &mut GroupConsumer, seen: &Mutex<Seen>, event: GroupEvent) {
+    match event {
+        GroupEvent::Batch(batch) => {
+            let mut seen = seen.lock().unwrap();
+            for r in batch.to_records().unwrap() {
+                let value = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+                seen.records.push((r.partition, r.offset, value));
+            }
+        }
+        GroupEvent::Assigned(added) => {
+            seen.lock()
+                .unwrap()
+                .owned
+                .extend(added.iter().map(|(_, p)| *p));
+        }
+        GroupEvent::Revoked(gone) => {
+            // Commit before the partitions go: the next owner starts here.
+            consumer.commit().await.unwrap();
+            let mut seen = seen.lock().unwrap();
+            for (_, p) in gone {
+                seen.owned.remove(&p);
+            }
+        }
+        GroupEvent::Lost(gone) => {
+            let mut seen = seen.lock().unwrap();
+            for (_, p) in gone {
+                seen.owned.remove(&p);
+            }
+        }
     }
 }
 
@@ -252,4 +279,65 @@ impl RdkafkaMember {
         let records = self.seen.lock().unwrap().records.clone();
         records
     }
+}
+
+/// Sends values `v{i}` for `i` in `range` round robin over `partitions` partitions of `topic`
+/// and waits for every acknowledgement.
+pub async fn produce_values(
+    producer: &sluice_client::producer::Producer,
+    topic: &str,
+    partitions: i32,
+    range: std::ops::Range<usize>,
+) {
+    let mut pending = Vec::new();
+    for i in range {
+        let record = sluice_client::producer::ProducerRecord::new(topic)
+            .value(format!("v{i}"))
+            .partition(i as i32 % partitions);
+        pending.push(producer.send(record).await.unwrap());
+    }
+    for delivery in pending {
+        delivery.await.unwrap();
+    }
+}
+
+/// Waits until the members' `owned` sets split all `partitions` between them (each owning
+/// some) and `read` holds `expected` distinct records; fails the test after a minute.
+pub async fn settle(
+    partitions: i32,
+    owned: impl Fn() -> Vec<BTreeSet<i32>>,
+    read: impl Fn() -> Vec<(i32, i64, String)>,
+    expected: usize,
+) {
+    let deadline = std::time::Instant::now() + STOP;
+    loop {
+        let owned = owned();
+        let total: usize = owned.iter().map(BTreeSet::len).sum();
+        let union: BTreeSet<i32> = owned.iter().flatten().copied().collect();
+        let distinct: BTreeSet<(i32, i64)> = read().into_iter().map(|(p, o, _)| (p, o)).collect();
+        if total == partitions as usize
+            && union.len() == partitions as usize
+            && owned.iter().all(|o| !o.is_empty())
+            && distinct.len() >= expected
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not settled: ownership {owned:?}, {} of {expected} records",
+            distinct.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How many times each (partition, offset) was read, over every member's records.
+pub fn read_counts<'a>(
+    reads: impl IntoIterator<Item = &'a Vec<(i32, i64, String)>>,
+) -> std::collections::BTreeMap<(i32, i64), usize> {
+    let mut count = std::collections::BTreeMap::new();
+    for (p, o, _) in reads.into_iter().flatten() {
+        *count.entry((*p, *o)).or_default() += 1;
+    }
+    count
 }

@@ -14,6 +14,6 @@ mod proxy;
 mod rdkafka_peer;
 
 pub use broker::TestBroker;
-pub use group_members::{RdkafkaMember, Seen, SluiceMember};
+pub use group_members::{produce_values, read_counts, settle, RdkafkaMember, Seen, SluiceMember};
 pub use proxy::{ByteRange, FaultProxy, ProxyStats};
 pub use rdkafka_peer::{create_topic_with_rdkafka, rdkafka_config};

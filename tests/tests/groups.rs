@@ -6,55 +6,13 @@
 //! are short here. The same scenario runs on the mock cluster in `mock_groups_sluice.rs`.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
-
 use sluice_client::config::ProducerConfig;
-use sluice_client::producer::{Producer, ProducerRecord};
-use sluice_tests::{create_topic_with_rdkafka, SluiceMember, TestBroker};
+use sluice_client::producer::Producer;
+use sluice_tests::{
+    create_topic_with_rdkafka, produce_values, read_counts, settle, SluiceMember, TestBroker,
+};
 
 const PARTITIONS: i32 = 6;
-const WAIT: Duration = Duration::from_secs(60);
-
-/// Waits until `members` own every partition exactly once between them and have read
-/// `expected` distinct records.
-async fn settle(members: &[&SluiceMember], expected: usize, dead: &[Vec<(i32, i64, String)>]) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let owned: Vec<BTreeSet<i32>> = members.iter().map(|m| m.owned()).collect();
-        let total: usize = owned.iter().map(BTreeSet::len).sum();
-        let union: BTreeSet<i32> = owned.iter().flatten().copied().collect();
-        let distinct: BTreeSet<(i32, i64)> = members
-            .iter()
-            .flat_map(|m| m.records())
-            .chain(dead.iter().flatten().cloned())
-            .map(|(p, o, _)| (p, o))
-            .collect();
-        let split = total == PARTITIONS as usize && union.len() == PARTITIONS as usize;
-        if split && distinct.len() >= expected && owned.iter().all(|o| !o.is_empty()) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not settled: ownership {owned:?}, {} of {expected} records",
-            distinct.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn produce(producer: &Producer, topic: &str, range: std::ops::Range<usize>) {
-    let mut pending = Vec::new();
-    for i in range {
-        let record = ProducerRecord::new(topic)
-            .value(format!("v{i}"))
-            .partition(i as i32 % PARTITIONS);
-        pending.push(producer.send(record).await.unwrap());
-    }
-    for delivery in pending {
-        delivery.await.unwrap();
-    }
-}
 
 /// Two, then three members; one leaves cleanly, one is killed. Returns every record read
 /// before the kill and after it, per (partition, offset): how many times it was read.
@@ -67,24 +25,39 @@ pub async fn members_share_and_hand_over(bootstrap: &str, assignor: &str) {
     )
     .await
     .unwrap();
-    produce(&producer, &topic, 0..600).await;
+    produce_values(&producer, &topic, PARTITIONS, 0..600).await;
     let a = SluiceMember::start(bootstrap, &group, &topic, assignor);
     let b = SluiceMember::start(bootstrap, &group, &topic, assignor);
-    settle(&[&a, &b], 600, &[]).await;
+    settle(
+        PARTITIONS,
+        || vec![a.owned(), b.owned()],
+        || [a.records(), b.records()].concat(),
+        600,
+    )
+    .await;
 
     let c = SluiceMember::start(bootstrap, &group, &topic, assignor);
-    produce(&producer, &topic, 600..1200).await;
-    settle(&[&a, &b, &c], 1200, &[]).await;
+    produce_values(&producer, &topic, PARTITIONS, 600..1200).await;
+    settle(
+        PARTITIONS,
+        || vec![a.owned(), b.owned(), c.owned()],
+        || [a.records(), b.records(), c.records()].concat(),
+        1200,
+    )
+    .await;
 
     let left = a.leave().await;
-    produce(&producer, &topic, 1200..1800).await;
-    settle(&[&b, &c], 1800, std::slice::from_ref(&left)).await;
+    produce_values(&producer, &topic, PARTITIONS, 1200..1800).await;
+    settle(
+        PARTITIONS,
+        || vec![b.owned(), c.owned()],
+        || [left.clone(), b.records(), c.records()].concat(),
+        1800,
+    )
+    .await;
 
     // Clean hand-overs so far: every record read exactly once.
-    let mut count: BTreeMap<(i32, i64), usize> = BTreeMap::new();
-    for (p, o, _) in left.iter().chain(&b.records()).chain(&c.records()) {
-        *count.entry((*p, *o)).or_default() += 1;
-    }
+    let count = read_counts([&left, &b.records(), &c.records()]);
     let twice: Vec<_> = count.iter().filter(|(_, n)| **n > 1).collect();
     assert!(
         twice.is_empty(),
@@ -93,10 +66,16 @@ pub async fn members_share_and_hand_over(bootstrap: &str, assignor: &str) {
     assert_eq!(count.len(), 1800);
 
     let killed = c.kill();
-    produce(&producer, &topic, 1800..2400).await;
+    produce_values(&producer, &topic, PARTITIONS, 1800..2400).await;
     // The killed member's partitions come back after its session times out; what it read
     // after its last commit may be read again, nothing may be missing.
-    settle(&[&b], 2400, &[left, killed]).await;
+    settle(
+        PARTITIONS,
+        || vec![b.owned()],
+        || [left.clone(), killed.clone(), b.records()].concat(),
+        2400,
+    )
+    .await;
     b.leave().await;
 }
 

@@ -258,58 +258,74 @@ fn fetch_request(
 
 type Committed = BTreeMap<(String, i32), Option<CommittedOffset>>;
 
+/// One partition of either OffsetFetch response form: (topic, partition, error code, offset,
+/// leader epoch, metadata).
+type FetchedPartition = (String, i32, i16, i64, i32, Option<StrBytes>);
+
 fn read_fetch_response(group: &str, response: OffsetFetchResponse) -> Result<Committed> {
-    let context = |topic: &str, partition: i32| {
-        format!("OffsetFetch of {topic}-{partition} for group {group}")
+    // v8+ answers per group; older versions at the top level. Same fields either way.
+    let (code, partitions): (i16, Vec<FetchedPartition>) = match response.groups.into_iter().next()
+    {
+        Some(g) => (
+            g.error_code,
+            g.topics
+                .into_iter()
+                .flat_map(|t| {
+                    let topic = t.name.0.to_string();
+                    t.partitions.into_iter().map(move |p| {
+                        (
+                            topic.clone(),
+                            p.partition_index,
+                            p.error_code,
+                            p.committed_offset,
+                            p.committed_leader_epoch,
+                            p.metadata,
+                        )
+                    })
+                })
+                .collect(),
+        ),
+        None => (
+            response.error_code,
+            response
+                .topics
+                .into_iter()
+                .flat_map(|t| {
+                    let topic = t.name.0.to_string();
+                    t.partitions.into_iter().map(move |p| {
+                        (
+                            topic.clone(),
+                            p.partition_index,
+                            p.error_code,
+                            p.committed_offset,
+                            p.committed_leader_epoch,
+                            p.metadata,
+                        )
+                    })
+                })
+                .collect(),
+        ),
     };
-    let committed = |offset: i64, epoch: i32, metadata: Option<StrBytes>| {
-        (offset >= 0).then(|| CommittedOffset {
-            offset,
-            leader_epoch: (epoch >= 0).then_some(epoch),
-            metadata: metadata.map(|m| m.to_string()),
-        })
-    };
-    let mut found = BTreeMap::new();
-    if let Some(g) = response.groups.into_iter().next() {
-        if g.error_code != 0 {
-            return Err(Error::kafka(
-                KafkaCode(g.error_code),
-                format!("OffsetFetch for group {group}"),
-            ));
-        }
-        for t in g.topics {
-            let topic = t.name.0.to_string();
-            for p in t.partitions {
-                if p.error_code != 0 {
-                    return Err(Error::kafka(
-                        KafkaCode(p.error_code),
-                        context(&topic, p.partition_index),
-                    ));
-                }
-                let c = committed(p.committed_offset, p.committed_leader_epoch, p.metadata);
-                found.insert((topic.clone(), p.partition_index), c);
-            }
-        }
-        return Ok(found);
-    }
-    if response.error_code != 0 {
+    if code != 0 {
         return Err(Error::kafka(
-            KafkaCode(response.error_code),
+            KafkaCode(code),
             format!("OffsetFetch for group {group}"),
         ));
     }
-    for t in response.topics {
-        let topic = t.name.0.to_string();
-        for p in t.partitions {
-            if p.error_code != 0 {
-                return Err(Error::kafka(
-                    KafkaCode(p.error_code),
-                    context(&topic, p.partition_index),
-                ));
-            }
-            let c = committed(p.committed_offset, p.committed_leader_epoch, p.metadata);
-            found.insert((topic.clone(), p.partition_index), c);
+    let mut found = BTreeMap::new();
+    for (topic, partition, code, offset, epoch, metadata) in partitions {
+        if code != 0 {
+            return Err(Error::kafka(
+                KafkaCode(code),
+                format!("OffsetFetch of {topic}-{partition} for group {group}"),
+            ));
         }
+        let committed = (offset >= 0).then(|| CommittedOffset {
+            offset,
+            leader_epoch: (epoch >= 0).then_some(epoch),
+            metadata: metadata.map(|m| m.to_string()),
+        });
+        found.insert((topic, partition), committed);
     }
     Ok(found)
 }
