@@ -12,6 +12,8 @@
 //! fetch responses report it, so records that arrive while it reads are read too, as kcat's
 //! end-of-partition events do. `-c` stops after that many records in all.
 //!
+//! With `-g GROUP` it reads as a member of a consumer group instead (`consume_group.rs`).
+//!
 //! References: the protocol guide's Fetch and ListOffsets; KIP-98 (isolation levels).
 
 use std::collections::HashMap;
@@ -38,9 +40,13 @@ const END_CHECK: Duration = Duration::from_millis(100);
 pub(crate) struct Args {
     #[command(flatten)]
     broker: BrokerArgs,
-    /// The topic to read.
-    #[arg(short = 't', long = "topic")]
-    topic: String,
+    /// The topic to read (repeatable with `-g`).
+    #[arg(short = 't', long = "topic", required = true)]
+    topics: Vec<String>,
+    /// Read as a member of this consumer group: the group spreads the topics' partitions
+    /// over its members, and offsets are committed (kcat's -G).
+    #[arg(short = 'g', long = "group")]
+    group: Option<String>,
     /// Read only this partition (default: all of the topic's).
     #[arg(short = 'p', long = "partition")]
     partition: Option<i32>,
@@ -125,12 +131,47 @@ pub(crate) async fn run(args: &Args) -> Result<(), CliError> {
         };
         properties.push(("isolation.level".into(), value.into()));
     }
+    let mut printer = Printer {
+        format: args.format,
+        key_delimiter: args.key_delimiter.clone(),
+        out: BufWriter::with_capacity(1 << 16, io::stdout().lock()),
+    };
+    if let Some(group) = &args.group {
+        let from_beginning = match args.offset {
+            Start::Beginning => true,
+            Start::End => false,
+            _ => {
+                return Err(CliError::Failed(
+                    "with -g, -o can only be beginning or end (where a partition without a committed offset starts)".into(),
+                ))
+            }
+        };
+        if args.partition.is_some() {
+            return Err(CliError::Failed(
+                "-p cannot be used with -g: the group assigns the partitions".into(),
+            ));
+        }
+        let read = crate::consume_group::GroupRead {
+            group,
+            topics: &args.topics,
+            properties,
+            from_beginning,
+            count: args.count,
+            exit_at_end: args.exit_at_end,
+        };
+        return crate::consume_group::run(read, &mut printer).await;
+    }
+    let [topic] = args.topics.as_slice() else {
+        return Err(CliError::Failed(
+            "several -t need a consumer group (-g)".into(),
+        ));
+    };
     let config = ConsumerConfig::from_properties(properties)?;
     let cluster = Cluster::connect(ClusterOptions::from_client(config.client())).await?;
-    let partitions = topic_partitions(&cluster, &args.topic, args.partition).await?;
+    let partitions = topic_partitions(&cluster, topic, args.partition).await?;
     let lookup = Lookup {
         admin: Admin::with_cluster(cluster, AdminConfig::from(config.client().clone())),
-        topic: &args.topic,
+        topic,
         partitions: &partitions,
         isolation: config.isolation_level(),
     };
@@ -148,27 +189,22 @@ pub(crate) async fn run(args: &Args) -> Result<(), CliError> {
                     let end = ends.get(p).copied().unwrap_or(0);
                     let first = earliest.get(p).copied().unwrap_or(0);
                     let start = end.saturating_sub(n).max(first);
-                    (args.topic.as_str(), *p, Offset::Exact(start))
+                    (topic.as_str(), *p, Offset::Exact(start))
                 })
                 .collect()
         }
         start => partitions
             .iter()
-            .map(|p| (args.topic.as_str(), *p, offset(start)))
+            .map(|p| (topic.as_str(), *p, offset(start)))
             .collect(),
     };
     let ends = args.exit_at_end.then(|| Ends {
-        topic: args.topic.clone(),
+        topic: topic.clone(),
         pending: ends,
         read_committed: lookup.isolation == IsolationLevel::ReadCommitted,
     });
     let mut consumer = Consumer::new(config).await?;
     consumer.assign_with_offsets(&starts);
-    let mut printer = Printer {
-        format: args.format,
-        key_delimiter: args.key_delimiter.clone(),
-        out: BufWriter::with_capacity(1 << 16, io::stdout().lock()),
-    };
     let result = read(&mut consumer, ends, args.count, &mut printer).await;
     printer.out.flush()?;
     result
@@ -283,14 +319,14 @@ impl Ends {
 }
 
 /// Writes records as `--format` and `-K` say.
-struct Printer {
+pub(crate) struct Printer {
     format: Format,
     key_delimiter: Option<Delimiter>,
-    out: BufWriter<StdoutLock<'static>>,
+    pub(crate) out: BufWriter<StdoutLock<'static>>,
 }
 
 impl Printer {
-    fn print(&mut self, batch: &FetchedBatch, record: &Record<'_>) -> io::Result<()> {
+    pub(crate) fn print(&mut self, batch: &FetchedBatch, record: &Record<'_>) -> io::Result<()> {
         let out = &mut self.out;
         match self.format {
             Format::Json => {

@@ -3,6 +3,7 @@
 mod bench;
 mod connect;
 mod consume;
+mod consume_group;
 mod deliveries;
 mod dump;
 mod flags;

@@ -275,12 +275,29 @@ impl GroupConsumer {
     /// (`max.poll.interval.ms`).
     ///
     /// Cancel safety: cancel safe between steps; a rebalance cut short is started over on the
-    /// next call (the coordinator sees a member that took long to rejoin).
+    /// next call (the coordinator sees a member that took long to rejoin). To wait for data
+    /// with a time limit, use [`poll_for`](Self::poll_for), which never cuts a rebalance.
     pub async fn poll(&mut self) -> Result<GroupEvent> {
+        loop {
+            if let Some(event) = self.poll_until(None).await? {
+                return Ok(event);
+            }
+        }
+    }
+
+    /// Like [`poll`](Self::poll), but returns `None` if no batch or partition change came
+    /// within `max_wait`. A rebalance under way runs to its end first, whatever the limit
+    /// (Java's `poll(Duration)` does the same).
+    pub async fn poll_for(&mut self, max_wait: Duration) -> Result<Option<GroupEvent>> {
+        self.poll_until(Some(Instant::now() + max_wait)).await
+    }
+
+    async fn poll_until(&mut self, deadline: Option<Instant>) -> Result<Option<GroupEvent>> {
+        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
         loop {
             self.shared.lock().last_poll = Instant::now();
             if let Some(event) = self.events.pop_front() {
-                return Ok(event);
+                return Ok(Some(event));
             }
             if !self.revoking.is_empty() {
                 let revoking = std::mem::take(&mut self.revoking);
@@ -312,9 +329,10 @@ impl GroupConsumer {
                         (batch.topic().to_owned(), batch.partition()),
                         (batch.next_offset(), Some(batch.batch().partition_leader_epoch()).filter(|e| *e >= 0)),
                     );
-                    return Ok(GroupEvent::Batch(batch));
+                    return Ok(Some(GroupEvent::Batch(batch)));
                 }
                 () = &mut wake => {}
+                () = tokio::time::sleep_until(deadline.unwrap_or(far)) => return Ok(None),
             }
         }
     }
