@@ -42,7 +42,8 @@ enum GroupCommand {
         /// The topic whose partitions to reset.
         #[arg(short = 't', long = "topic")]
         topic: String,
-        /// earliest | latest | OFFSET | s@MILLIS (the first record at or after this time).
+        /// earliest | latest | OFFSET (clamped into each partition's log) | s@MILLIS (the first
+        /// record at or after this time; the end where there is none).
         #[arg(long = "to", value_parser = parse_target)]
         to: Target,
         /// Print what would be committed without committing it.
@@ -206,10 +207,35 @@ async fn reset(
     }
     let partitions = topic_partitions(admin.cluster(), topic, None).await?;
     let offsets: Vec<OffsetToCommit> = match to {
-        Target::Offset(offset) => partitions
-            .iter()
-            .map(|p| OffsetToCommit::new(topic, *p, offset))
-            .collect(),
+        // Clamped into each partition's log, as kafka-consumer-groups.sh does.
+        Target::Offset(offset) => {
+            let bound = |spec| {
+                let asked: Vec<(&str, i32, OffsetSpec)> =
+                    partitions.iter().map(|p| (topic, *p, spec)).collect();
+                let admin = &admin;
+                async move {
+                    Ok::<BTreeMap<i32, i64>, CliError>(
+                        admin
+                            .list_offsets(&asked, IsolationLevel::ReadUncommitted)
+                            .await
+                            .into_result()?
+                            .into_iter()
+                            .map(|((_, p), l)| (p, l.offset))
+                            .collect(),
+                    )
+                }
+            };
+            let earliest = bound(OffsetSpec::Earliest).await?;
+            let latest = bound(OffsetSpec::Latest).await?;
+            partitions
+                .iter()
+                .map(|p| {
+                    let low = earliest.get(p).copied().unwrap_or(0);
+                    let high = latest.get(p).copied().unwrap_or(offset).max(low);
+                    OffsetToCommit::new(topic, *p, offset.clamp(low, high))
+                })
+                .collect()
+        }
         Target::Earliest | Target::Latest | Target::Timestamp(_) => {
             let spec = match to {
                 Target::Earliest => OffsetSpec::Earliest,
