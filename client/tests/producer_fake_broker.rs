@@ -25,7 +25,7 @@ use kafka_protocol::messages::{
     ProduceResponse, ProducerId, RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use sluice_client::config::ProducerConfig;
+use sluice_client::config::{Compression, ProducerConfig};
 use sluice_client::producer::{Producer, ProducerRecord};
 use sluice_client::KafkaCode;
 use sluice_protocol::messages::{decode_request, encode_response, ApiKey};
@@ -329,8 +329,15 @@ impl Broker {
 /// Sends `count` records to partition 0 in small batches with up to 5 in flight, and returns
 /// the offsets the deliveries reported.
 async fn produce(fake: &Fake, count: usize) -> Vec<i64> {
+    produce_compressed(fake, count, Compression::None).await
+}
+
+/// [`produce`] with batches compressed by `codec`: they are compressed off the sender task,
+/// and retries must resend them in the same order all the same.
+async fn produce_compressed(fake: &Fake, count: usize, codec: Compression) -> Vec<i64> {
     let config = ProducerConfig::builder()
         .bootstrap(&fake.bootstrap())
+        .compression(codec)
         .batch_size(200)
         .linger(Duration::ZERO)
         .retry_backoff(Duration::from_millis(5))
@@ -407,6 +414,68 @@ async fn a_retriable_error_keeps_order_with_five_batches_in_flight() {
         [(-1, -1)],
         "one InitProducerId, no epoch bump"
     );
+}
+
+#[tokio::test]
+async fn compressed_batches_keep_order_through_retries_and_an_epoch_bump() {
+    for codec in [Compression::Lz4, Compression::Gzip] {
+        let faults = vec![
+            Fault::Error {
+                request: 3,
+                code: KafkaCode::NOT_LEADER_OR_FOLLOWER,
+            },
+            Fault::DisconnectAfterWrite { request: 9 },
+            Fault::ForgetProducer { request: 15 },
+        ];
+        let fake = Fake::start(1, faults).await;
+        let offsets = produce_compressed(&fake, 1000, codec).await;
+        let broker = fake.lock();
+        assert_eq!(
+            broker.values(0),
+            expected(1000),
+            "{codec:?}: once each, in order"
+        );
+        assert_eq!(offsets, (0..1000).collect::<Vec<i64>>(), "{codec:?}");
+        assert_gap_free(&broker);
+        assert_eq!(broker.inits.len(), 2, "{codec:?}: {:?}", broker.inits);
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_loop_of_sends_yields_to_other_tasks() {
+    // One thread: the sender task, and anything beside the loop, run only when `send`
+    // yields. Appending never waits here (memory and metadata are there), so only the
+    // cooperative budget makes it yield.
+    let fake = Fake::start(1, Vec::new()).await;
+    let config = ProducerConfig::builder()
+        .bootstrap(&fake.bootstrap())
+        .build()
+        .unwrap();
+    let producer = Producer::new(config).await.unwrap();
+    let sent = std::cell::Cell::new(0usize);
+    let (pending, seen_at) = tokio::join!(
+        async {
+            let mut pending = Vec::new();
+            for i in 0..10_000 {
+                let record = ProducerRecord::new(TOPIC)
+                    .partition(0)
+                    .value(format!("{i:05}"));
+                pending.push(producer.send(record).await.unwrap());
+                sent.set(i + 1);
+            }
+            pending
+        },
+        async {
+            tokio::task::yield_now().await;
+            sent.get()
+        }
+    );
+    assert!(seen_at < 10_000, "the loop never yielded");
+    for delivery in pending {
+        delivery.await.unwrap();
+    }
+    producer.close().await;
+    assert_eq!(fake.lock().values(0), expected(10_000));
 }
 
 #[tokio::test]

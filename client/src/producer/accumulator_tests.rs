@@ -3,7 +3,7 @@
 use super::*;
 use crate::cluster::PartitionInfo;
 use crate::error::{Error, KafkaCode};
-use crate::producer::batch::Ack;
+use crate::producer::batch::{now_millis, Ack};
 use crate::producer::idempotence::{Gate, ProducerIdentity, Sequencer};
 use crate::producer::memory::BufferMemory;
 use sluice_protocol::record::RecordBatch;
@@ -35,6 +35,7 @@ fn accumulator(batch_limit: usize, compression: Compression) -> Accumulator {
         compression,
         partitioner: Partitioner::Murmur2,
         sticky: true,
+        buffer_memory: 1 << 20,
     };
     Accumulator::new(config, batch_limit)
 }
@@ -46,20 +47,37 @@ fn record(i: usize) -> ProducerRecord {
         .value(vec![b'v'; 40])
 }
 
+/// Appends `record` as `send`'s first pass does, with metadata of 3 partitions.
+fn try_append(acc: &Accumulator, memory: &BufferMemory, record: &ProducerRecord) -> Appended {
+    let append = Append {
+        record,
+        size: record.size_upper_bound(),
+        now_ms: now_millis(),
+        info: None,
+        memory: None,
+    };
+    acc.append(append, memory, |_| Some(Arc::new(topic(3))))
+}
+
 fn append(acc: &Accumulator, memory: &BufferMemory, record: ProducerRecord) -> DeliveryFuture {
-    let size = record.size_upper_bound();
-    let reservation = memory.permits_for_test(size);
-    acc.append(&topic(3), record, size, reservation, Instant::now())
-        .unwrap()
+    match try_append(acc, memory, &record) {
+        Appended::Done(delivery) => delivery,
+        other => panic!("not appended: {other:?}"),
+    }
 }
 
 fn queue_lens(acc: &Accumulator) -> (usize, bool) {
     let state = acc.lock();
     state
-        .topics
-        .get("t")
-        .and_then(|t| t.get(&0))
+        .queue("t", 0)
         .map_or((0, false), |q| (q.ready.len(), q.open.is_some()))
+}
+
+fn tp0() -> TopicPartition {
+    TopicPartition {
+        topic: Arc::from("t"),
+        partition: 0,
+    }
 }
 
 impl BufferMemory {
@@ -91,7 +109,7 @@ async fn a_batch_is_sealed_before_it_would_outgrow_batch_size() {
         "the record that did not fit opened a new batch"
     );
     let state = acc.lock();
-    let sealed = &state.topics["t"][&0].ready[0];
+    let sealed = &state.queue("t", 0).unwrap().ready[0];
     assert_eq!(sealed.record_count() as usize, appended - 1);
     assert!(sealed.size() <= 300, "{}", sealed.size());
     assert!(
@@ -128,7 +146,7 @@ async fn linger_seals_the_open_batch_when_due() {
     let memory = BufferMemory::new(1 << 20);
     let _a = append(&acc, &memory, record(0));
     let mut state = acc.lock();
-    let queue = state.topics.get_mut("t").unwrap().get_mut(&0).unwrap();
+    let queue = state.queue_mut(&tp0()).unwrap();
     let created = queue.open.as_ref().unwrap().created;
     let linger = Duration::from_millis(50);
     assert_eq!(
@@ -142,7 +160,7 @@ async fn linger_seals_the_open_batch_when_due() {
     drop(state);
     let _b = append(&acc, &memory, record(1));
     let mut state = acc.lock();
-    let queue = state.topics.get_mut("t").unwrap().get_mut(&0).unwrap();
+    let queue = state.queue_mut(&tp0()).unwrap();
     assert_eq!(queue.seal_if_due(created, linger, true), None);
     assert_eq!(queue.ready.len(), 2);
 }
@@ -153,8 +171,18 @@ async fn memory_is_held_by_the_batch_until_it_completes() {
     let memory = BufferMemory::new(10_000);
     let futures: Vec<_> = (0..10).map(|i| append(&acc, &memory, record(i))).collect();
     let used = 10 * record(0).size_upper_bound();
-    assert_eq!(memory.available(), 10_000 - used);
+    // The open batch reserves a chunk at a time and holds what its records do not use yet.
+    let held = 10_000 - memory.available();
+    assert!(
+        held >= used && held < used + memory.chunk(),
+        "{held} held for {used}"
+    );
     let mut batch = acc.lock().take_all().pop().unwrap();
+    assert_eq!(
+        memory.available(),
+        10_000 - used,
+        "sealing gives the unused credit back"
+    );
     assert_eq!(batch.record_count(), 10);
     let bytes = batch.encode(&mut Compressor::new()).unwrap();
     assert_eq!(
@@ -299,7 +327,7 @@ async fn unkeyed_records_stick_to_one_partition_until_a_batch_is_full() {
         ));
     }
     let state = acc.lock();
-    let used: Vec<i32> = state.topics["t"].keys().copied().collect();
+    let used = state.used_partitions("t");
     assert_eq!(
         used.len(),
         1,
@@ -313,17 +341,92 @@ async fn closing_refuses_records() {
     let memory = BufferMemory::new(1 << 20);
     acc.close(Instant::now());
     let record = record(0);
-    let size = record.size_upper_bound();
-    let err = acc
-        .append(
-            &topic(1),
-            record.clone(),
-            size,
-            memory.permits_for_test(size),
-            Instant::now(),
-        )
-        .unwrap_err();
-    assert!(matches!(err.error, Error::Closed));
-    assert_eq!(err.record, record);
+    let outcome = try_append(&acc, &memory, &record);
+    assert!(
+        matches!(outcome, Appended::Refused(Error::Closed)),
+        "{outcome:?}"
+    );
     assert!(acc.closing().is_some());
+}
+
+#[tokio::test]
+async fn no_free_memory_changes_nothing_and_reserved_memory_goes_in() {
+    let acc = accumulator(16 * 1024, Compression::None);
+    let record = record(0);
+    let size = record.size_upper_bound();
+    let memory = BufferMemory::new(size * 3 / 2);
+    let _first = append(&acc, &memory, record.clone());
+    let outcome = try_append(&acc, &memory, &record);
+    assert!(matches!(outcome, Appended::NoMemory), "{outcome:?}");
+    assert_eq!(
+        acc.lock()
+            .queue("t", 0)
+            .unwrap()
+            .open
+            .as_ref()
+            .unwrap()
+            .record_count(),
+        1
+    );
+    // What `send` does next: wait for the bytes (here they are free once the batch is gone)
+    // and append with them.
+    let batch = acc.lock().take_all().pop().unwrap();
+    batch.complete(Ack {
+        base_offset: 0,
+        log_append_time: -1,
+    });
+    let reserved = memory.permits_for_test(size);
+    let append = Append {
+        record: &record,
+        size,
+        now_ms: now_millis(),
+        info: Some(Arc::new(topic(3))),
+        memory: Some(reserved),
+    };
+    let outcome = acc.append(append, &memory, |_| None);
+    assert!(matches!(outcome, Appended::Done(_)), "{outcome:?}");
+    assert_eq!(memory.available(), size * 3 / 2 - size);
+}
+
+#[tokio::test]
+async fn unknown_metadata_or_partition_sends_the_caller_to_fetch_it() {
+    let acc = accumulator(16 * 1024, Compression::None);
+    let memory = BufferMemory::new(1 << 20);
+    let record = record(0);
+    let append = |record: &ProducerRecord, known: bool| {
+        let append = Append {
+            record,
+            size: record.size_upper_bound(),
+            now_ms: now_millis(),
+            info: None,
+            memory: None,
+        };
+        acc.append(append, &memory, |_| known.then(|| Arc::new(topic(3))))
+    };
+    assert!(matches!(append(&record, false), Appended::NoMetadata));
+    assert!(matches!(append(&record, true), Appended::Done(_)));
+    // Cached now: no lookup until it is stale.
+    assert!(matches!(append(&record, false), Appended::Done(_)));
+    let free = memory.available();
+    let beyond = record.clone().partition(3);
+    assert!(matches!(append(&beyond, true), Appended::NoMetadata));
+    assert_eq!(memory.available(), free, "nothing reserved for it");
+}
+
+#[tokio::test]
+async fn a_delivery_future_waits_for_its_batch_and_gets_its_own_offset() {
+    let acc = accumulator(16 * 1024, Compression::None);
+    let memory = BufferMemory::new(1 << 20);
+    let futures: Vec<_> = (0..3).map(|i| append(&acc, &memory, record(i))).collect();
+    let waiters: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    tokio::task::yield_now().await;
+    assert!(waiters.iter().all(|w| !w.is_finished()));
+    acc.lock().take_all().pop().unwrap().complete(Ack {
+        base_offset: 7,
+        log_append_time: 99,
+    });
+    for (i, waiter) in waiters.into_iter().enumerate() {
+        let metadata = waiter.await.unwrap().unwrap();
+        assert_eq!((metadata.offset, metadata.timestamp), (7 + i as i64, 99));
+    }
 }

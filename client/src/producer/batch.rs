@@ -1,25 +1,27 @@
-//! A producer batch: the records of one partition encoded into a [`BatchBuilder`], the
-//! waiters of those records, the buffer memory they hold, and their retry state.
+//! A producer batch: the records of one partition encoded into a [`BatchWriter`], the
+//! completion its records' futures wait on, the buffer memory they hold, and its retry state.
 //!
 //! Why it carries so much: a batch is the unit the whole producer moves around (accumulator
 //! queue, request, retry queue) and everything that must happen when it ends (answer each
 //! record, give memory back, wake `flush`) happens in one place, `complete` or `fail`, or on
 //! drop if the sender task dies: a dropped batch still releases its memory and its flush
-//! waiters, and its records' futures report `Closed`.
+//! waiters, and its records' futures report `Closed`. The order matters to callers: memory is
+//! given back before the records' futures resolve, and those resolve before `flush` returns.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use sluice_protocol::record::{BatchBuilder, BatchHeader, RecordBatch};
-use sluice_protocol::{Compression, Compressor};
-use tokio::sync::{oneshot, Semaphore};
+use sluice_protocol::Compressor;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::completion::{Completion, CompletionGuard};
 use super::idempotence::{Head, Stamp};
 use super::memory::Reservation;
-use super::record::{DeliveryFuture, ProducerRecord, RecordMetadata};
+use super::record::{DeliveryFuture, ProducerRecord};
+use super::writer::{field, set_crc, BatchWriter, BufferPool, SealedBatch};
 use crate::error::{Error, Result};
 
 /// A topic and partition.
@@ -44,13 +46,49 @@ pub(crate) struct Ack {
     pub(crate) log_append_time: i64,
 }
 
+/// A batch's records, from the first `push` to the bytes that are sent.
 #[derive(Debug)]
-struct RecordSlot {
-    reply: oneshot::Sender<Result<RecordMetadata>>,
-    timestamp: i64,
+enum Body {
+    /// Records are added (open), or it is sealed and not finished yet.
+    Writing(BatchWriter),
+    /// Being compressed off the sender task.
+    Compressing(Arc<Mutex<Option<Result<SealedBatch>>>>),
+    /// Compressed; the header is left to write.
+    Sealed(SealedBatch),
+    /// Compressing failed.
+    Failed(Error),
+    /// Encoded, with the stamp its header carries.
+    Encoded(Bytes, Option<Stamp>),
+    /// Finishing it failed.
+    Gone,
+}
+
+/// Where a batch compressed elsewhere is handed back to it.
+#[derive(Debug)]
+pub(crate) struct CompressionJob(Arc<Mutex<Option<Result<SealedBatch>>>>);
+
+impl CompressionJob {
+    /// Hands the compressed records to the batch (gone already if it failed meanwhile).
+    pub(crate) fn deliver(self, result: Result<SealedBatch>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+    }
+}
+
+impl Drop for CompressionJob {
+    /// A job dropped undelivered (its thread panicked, the runtime shut down) fails the batch
+    /// rather than leaving it, and its partition behind it, waiting for ever.
+    fn drop(&mut self) {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(Err(Error::Closed));
+        }
+    }
 }
 
 /// A batch, open or sealed, with the waiters of its records.
+///
+/// Fields drop in declaration order; `memory`, `completion` and `_done` come last, in the order
+/// the module doc gives.
 #[derive(Debug)]
 pub(crate) struct ProducerBatch {
     pub(crate) tp: TopicPartition,
@@ -58,13 +96,14 @@ pub(crate) struct ProducerBatch {
     pub(crate) created: Instant,
     /// When it fails with a timeout if not delivered (`created + delivery_timeout`).
     pub(crate) deadline: Instant,
-    /// Records encoded so far; taken when the batch is first encoded.
-    builder: Option<BatchBuilder>,
-    /// The encoded batch, once it was sent, and the stamp its header carries.
-    encoded: Option<(Bytes, Option<Stamp>)>,
-    records: Vec<RecordSlot>,
-    memory: Reservation,
-    _done: DoneSignal,
+    /// Its records, in whichever form they are.
+    body: Body,
+    /// Where its buffers go back when it ends.
+    pool: Arc<BufferPool>,
+    /// Records in the batch.
+    count: i32,
+    /// Bytes of `memory` its records take (their upper bounds); the rest is credit for more.
+    used: usize,
     /// Retries so far.
     pub(crate) attempts: u32,
     /// Not before this instant (retry backoff).
@@ -75,81 +114,95 @@ pub(crate) struct ProducerBatch {
     pub(crate) possibly_written: bool,
     /// The error of its last attempt, while it waits for a retry.
     pub(crate) last_error: Option<Error>,
+    memory: Reservation,
+    completion: CompletionGuard,
+    _done: DoneSignal,
 }
 
 impl ProducerBatch {
     /// An empty batch for `tp`, registered in `incomplete` under `id` until it ends.
     pub(crate) fn new(
         tp: TopicPartition,
-        compression: Compression,
-        capacity: usize,
+        writer: BatchWriter,
         now: Instant,
         delivery_timeout: Duration,
         incomplete: &Arc<Incomplete>,
         id: u64,
+        pool: &Arc<BufferPool>,
     ) -> Self {
-        let header = BatchHeader {
-            compression,
-            ..BatchHeader::default()
-        };
         ProducerBatch {
+            completion: CompletionGuard(Completion::new(tp.clone())),
             tp,
             created: now,
             deadline: now + delivery_timeout,
-            builder: Some(BatchBuilder::with_capacity(header, capacity)),
-            encoded: None,
-            records: Vec::new(),
-            memory: Reservation::default(),
-            _done: DoneSignal::new(id, incomplete),
+            body: Body::Writing(writer),
+            pool: Arc::clone(pool),
+            count: 0,
+            used: 0,
             attempts: 0,
             retry_at: None,
             stamp: None,
             possibly_written: false,
             last_error: None,
+            memory: Reservation::default(),
+            _done: DoneSignal::new(id, incomplete),
         }
     }
 
     /// Whether it holds no record.
     pub(crate) fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.count == 0
     }
 
-    /// Encodes `record` into the batch; `memory` is then held until the batch ends. On error
-    /// the batch is unchanged.
+    /// Bytes of buffer memory it holds that no record uses yet.
+    pub(crate) fn credit(&self) -> usize {
+        self.memory.bytes().saturating_sub(self.used)
+    }
+
+    /// Adds `memory` to what the batch holds.
+    pub(crate) fn add_memory(&mut self, memory: Reservation) {
+        self.memory.merge(memory);
+    }
+
+    /// Gives back the memory no record uses (when it is sealed: no record comes any more).
+    pub(crate) fn release_credit(&mut self) {
+        self.memory.shrink_to(self.used);
+    }
+
+    /// Encodes `record` with `timestamp` into the batch, taking `size` bytes of its credit. On
+    /// error the batch is unchanged.
     pub(crate) fn push(
         &mut self,
         record: &ProducerRecord,
         timestamp: i64,
-        memory: Reservation,
+        size: usize,
     ) -> Result<DeliveryFuture> {
-        let builder = self.builder.as_mut().ok_or(Error::Closed)?;
-        let headers = record
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_bytes(), v.as_deref()));
-        builder.push(
+        let Body::Writing(writer) = &mut self.body else {
+            return Err(Error::Closed);
+        };
+        writer.push(record, timestamp)?;
+        let index = self.count;
+        self.count += 1;
+        self.used += size;
+        Ok(DeliveryFuture::new(
+            Arc::clone(&self.completion.0),
+            index,
             timestamp,
-            record.key.as_deref(),
-            record.value.as_deref(),
-            headers,
-        )?;
-        let (reply, rx) = oneshot::channel();
-        self.records.push(RecordSlot { reply, timestamp });
-        self.memory.merge(memory);
-        Ok(DeliveryFuture::new(rx))
+        ))
     }
 
     /// Records in the batch.
     pub(crate) fn record_count(&self) -> i32 {
-        i32::try_from(self.records.len()).unwrap_or(i32::MAX)
+        self.count
     }
 
-    /// Bytes the batch takes: encoded, or uncompressed so far.
+    /// Bytes the batch takes before compression (what `batch.size` limits), or encoded once
+    /// it is.
     pub(crate) fn size(&self) -> usize {
-        match (&self.encoded, &self.builder) {
-            (Some((bytes, _)), _) => bytes.len(),
-            (None, Some(builder)) => builder.uncompressed_len(),
-            (None, None) => 0,
+        match &self.body {
+            Body::Writing(writer) => writer.uncompressed_len(),
+            Body::Encoded(bytes, _) => bytes.len(),
+            _ => 0,
         }
     }
 
@@ -162,75 +215,108 @@ impl ProducerBatch {
         }
     }
 
-    /// The encoded batch carrying its current stamp: compressed on first use, its header
-    /// rewritten (producer id, epoch, base sequence and CRC) when the stamp changed.
-    pub(crate) fn encode(&mut self, compressor: &mut Compressor) -> Result<Bytes> {
-        let (bytes, stamped) = match (self.encoded.take(), self.builder.take()) {
-            (Some(encoded), _) => encoded,
-            (None, Some(builder)) => (builder.finish(compressor)?, None),
-            (None, None) => return Err(Error::Closed),
+    /// Takes the records out to be compressed elsewhere (see `sender.rs`), if the batch has a
+    /// codec and was not compressed yet; `encode` waits for [`CompressionJob::deliver`] then.
+    pub(crate) fn start_compression(&mut self) -> Option<(BatchWriter, CompressionJob)> {
+        if !self.awaits_compression() {
+            return None;
+        }
+        let done = Arc::new(Mutex::new(None));
+        match std::mem::replace(&mut self.body, Body::Compressing(Arc::clone(&done))) {
+            Body::Writing(writer) => Some((writer, CompressionJob(done))),
+            other => {
+                self.body = other;
+                None
+            }
+        }
+    }
+
+    /// Whether it is to be compressed and that has not started yet.
+    pub(crate) fn awaits_compression(&self) -> bool {
+        matches!(&self.body, Body::Writing(writer) if writer.is_compressed())
+    }
+
+    /// Whether `encode` can run now: not waiting for its compression.
+    pub(crate) fn is_ready(&mut self) -> bool {
+        let Body::Compressing(done) = &self.body else {
+            return true;
         };
-        let bytes = match self.stamp {
+        let result = done.lock().unwrap_or_else(PoisonError::into_inner).take();
+        match result {
+            Some(Ok(sealed)) => self.body = Body::Sealed(sealed),
+            Some(Err(error)) => self.body = Body::Failed(error),
+            None => return false,
+        }
+        true
+    }
+
+    /// The encoded batch carrying its current stamp: finished on first use (compressed too,
+    /// unless that was done already), its header rewritten (producer id, epoch, base sequence
+    /// and CRC) when the stamp changed. Fails if it is still being compressed.
+    pub(crate) fn encode(&mut self, compressor: &mut Compressor) -> Result<Bytes> {
+        if !self.is_ready() {
+            return Err(Error::Closed);
+        }
+        let stamp = self.stamp;
+        let (bytes, stamped) = match std::mem::replace(&mut self.body, Body::Gone) {
+            Body::Encoded(bytes, stamped) => (bytes, stamped),
+            Body::Writing(writer) => (
+                writer.finish(stamp.as_ref(), compressor, &self.pool)?,
+                stamp,
+            ),
+            Body::Sealed(sealed) => (sealed.finish(stamp.as_ref())?, stamp),
+            Body::Failed(error) => return Err(error),
+            Body::Compressing(_) | Body::Gone => return Err(Error::Closed),
+        };
+        let bytes = match stamp {
             Some(stamp) if stamped != Some(stamp) => restamp(bytes, &stamp)?,
             _ => bytes,
         };
-        self.encoded = Some((bytes.clone(), self.stamp));
+        self.body = Body::Encoded(bytes.clone(), stamp);
         Ok(bytes)
     }
 
     /// Reports success to every record.
     pub(crate) fn complete(self, ack: Ack) {
-        let topic = self.tp.topic;
-        for (i, slot) in self.records.into_iter().enumerate() {
-            let offset = if ack.base_offset < 0 {
-                -1
-            } else {
-                ack.base_offset + i as i64
-            };
-            let timestamp = if ack.log_append_time >= 0 {
-                ack.log_append_time
-            } else {
-                slot.timestamp
-            };
-            let metadata = RecordMetadata {
-                topic: Arc::clone(&topic),
-                partition: self.tp.partition,
-                offset,
-                timestamp,
-            };
-            // The caller may have dropped its DeliveryFuture: nothing to tell then.
-            let _ = slot.reply.send(Ok(metadata));
-        }
+        self.settle(Ok(ack));
     }
 
     /// Reports `error` to every record.
     pub(crate) fn fail(self, error: Error) {
-        for slot in self.records {
-            let _ = slot.reply.send(Err(error.clone()));
+        self.settle(Err(error));
+    }
+
+    fn settle(self, outcome: Result<Ack>) {
+        let ProducerBatch {
+            memory,
+            completion,
+            _done,
+            body,
+            pool,
+            ..
+        } = self;
+        // Memory first: a caller that saw its record delivered finds the memory free.
+        drop(memory);
+        completion.0.settle(outcome);
+        drop(_done);
+        match body {
+            Body::Encoded(bytes, _) => pool.give_bytes(bytes),
+            Body::Writing(writer) => pool.give_cold(writer.into_buffer()),
+            Body::Sealed(sealed) => pool.give_cold(sealed.into_buffer()),
+            Body::Compressing(_) | Body::Failed(_) | Body::Gone => {}
         }
     }
 }
 
 /// Rewrites a finished batch's producer fields and CRC.
 fn restamp(bytes: Bytes, stamp: &Stamp) -> Result<Bytes> {
-    // Header offsets of the v2 batch format (KIP-98).
-    const CRC: usize = 17;
-    const PRODUCER_ID: usize = 43;
-    const PRODUCER_EPOCH: usize = 51;
-    const BASE_SEQUENCE: usize = 53;
     let mut buf = bytes
         .try_into_mut()
         .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-    buf[PRODUCER_ID..PRODUCER_ID + 8].copy_from_slice(&stamp.producer.id.to_be_bytes());
-    buf[PRODUCER_EPOCH..PRODUCER_EPOCH + 2].copy_from_slice(&stamp.producer.epoch.to_be_bytes());
-    buf[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&stamp.base_sequence.to_be_bytes());
-    let frozen = buf.freeze();
-    let crc = RecordBatch::from_bytes(frozen.clone())?.computed_crc();
-    let mut buf = frozen
-        .try_into_mut()
-        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-    buf[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
-    Ok(buf.freeze())
+    buf[field::PRODUCER_ID..][..8].copy_from_slice(&stamp.producer.id.to_be_bytes());
+    buf[field::PRODUCER_EPOCH..][..2].copy_from_slice(&stamp.producer.epoch.to_be_bytes());
+    buf[field::BASE_SEQUENCE..][..4].copy_from_slice(&stamp.base_sequence.to_be_bytes());
+    set_crc(buf.freeze())
 }
 
 /// Batches not complete, each with a semaphore closed when it completes (an event that any
@@ -296,7 +382,11 @@ impl Drop for DoneSignal {
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    // Seconds and milliseconds apart: `as_millis` divides a u128, a cost paid per record.
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+        i64::try_from(d.as_secs())
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000)
+            .saturating_add(i64::from(d.subsec_millis()))
+    })
 }

@@ -7,8 +7,14 @@
 //! up to its deadline, then gives the record back.
 //!
 //! What is counted is an upper bound of each record's encoded size, not allocator capacity:
-//! batch headers and the spare capacity of batch buffers come on top (Java counts whole
-//! `batch.size` buffers instead).
+//! batch headers, the spare capacity of batch buffers and the buffers kept for reuse (at most
+//! about `buffer_memory` of them, see `writer.rs`) come on top (Java counts whole `batch.size`
+//! buffers instead).
+//!
+//! A semaphore operation per record cost more than encoding the record, so an open batch
+//! reserves in chunks ([`BufferMemory::chunk`]: 1/32 of the buffer, at most 256 KiB) and its
+//! records draw on that credit; what a batch did not use is given back when it is sealed. At
+//! most one chunk per open batch is thus held without a record in it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,12 +47,23 @@ impl Reservation {
         }
     }
 
-    #[cfg(test)]
     /// The bytes held.
     pub(crate) fn bytes(&self) -> usize {
         self.permit
             .as_ref()
             .map_or(0, OwnedSemaphorePermit::num_permits)
+    }
+
+    /// Gives back all but `keep` bytes (nothing if it holds no more than that).
+    pub(crate) fn shrink_to(&mut self, keep: usize) {
+        let Some(permit) = &mut self.permit else {
+            return;
+        };
+        let spare = permit.num_permits().saturating_sub(keep);
+        if spare > 0 {
+            // Dropping the split-off permit releases its bytes.
+            drop(permit.split(spare));
+        }
     }
 }
 
@@ -68,6 +85,21 @@ impl BufferMemory {
     /// The bytes free right now.
     pub(crate) fn available(&self) -> usize {
         self.permits.available_permits()
+    }
+
+    /// How many bytes an open batch reserves at a time.
+    pub(crate) fn chunk(&self) -> usize {
+        (self.total / 32).min(256 * 1024)
+    }
+
+    /// Reserves `bytes` if they are free right now. Never takes bytes that a waiting
+    /// `reserve` is owed: the semaphore hands released bytes to its waiters first.
+    pub(crate) fn try_reserve(&self, bytes: usize) -> Option<Reservation> {
+        let n = u32::try_from(bytes).ok()?;
+        let permit = Arc::clone(&self.permits).try_acquire_many_owned(n).ok()?;
+        Some(Reservation {
+            permit: Some(permit),
+        })
     }
 
     /// Reserves `bytes`, waiting until `deadline` for them to be free.

@@ -8,10 +8,12 @@
 //!
 //! * `send` (the caller's task) picks the partition ([`partitioner`]), reserves buffer memory
 //!   (`memory.rs`: back-pressure instead of unbounded growth) and encodes the record straight
-//!   into its partition's open batch (`accumulator.rs`).
+//!   into its partition's open batch (`accumulator.rs`, `writer.rs`), in one pass under one
+//!   lock with one clock read; it awaits only when it must wait for metadata or memory. The
+//!   record's future shares its batch's completion (`completion.rs`).
 //! * One sender task per producer (`sender.rs`) seals batches by size, linger, flush or close,
-//!   compresses them, groups them by leader into ProduceRequests and handles the answers:
-//!   retries, metadata refreshes, delivery timeouts.
+//!   has them compressed (on blocking threads), groups them by leader into ProduceRequests and
+//!   handles the answers: retries, metadata refreshes, delivery timeouts.
 //! * The idempotence state machine (`idempotence.rs`, pure) assigns sequence numbers and
 //!   decides, per answer, whether a batch completes, is retried (keeping record order) or
 //!   fails, and when a new producer id or epoch is needed.
@@ -39,23 +41,27 @@
 
 mod accumulator;
 mod batch;
+mod completion;
 mod idempotence;
 mod memory;
 pub mod partitioner;
 mod record;
 mod requests;
 mod sender;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use sluice_protocol::record::BATCH_HEADER_LEN;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-pub use record::{DeliveryFuture, ProducerRecord, RecordMetadata, SendError};
+pub use record::{DeliveryFuture, ProducerRecord, RecordMetadata, SendError, Topic};
 
-use self::accumulator::{Accumulator, AccumulatorConfig};
+use self::accumulator::{Accumulator, AccumulatorConfig, Append, Appended};
+use self::batch::now_millis;
 use self::memory::BufferMemory;
 use self::requests::REQUEST_OVERHEAD;
 use self::sender::{Sender, SenderConfig};
@@ -84,6 +90,18 @@ struct Inner {
     retry_backoff: Duration,
     delivery_timeout: Duration,
     finished: watch::Receiver<bool>,
+}
+
+impl Inner {
+    /// The topic's metadata if the cluster knows it (with partitions), without waiting.
+    fn known_topic(&self, topic: &str) -> Option<Arc<TopicInfo>> {
+        self.cluster
+            .snapshot()
+            .topics
+            .get(topic)
+            .filter(|i| !i.partitions.is_empty())
+            .cloned()
+    }
 }
 
 impl Drop for Inner {
@@ -130,6 +148,7 @@ impl Producer {
                 compression: config.compression(),
                 partitioner,
                 sticky: !config.sticky_partitioning_linger().is_zero(),
+                buffer_memory: config.buffer_memory(),
             },
             config.batch_size(),
         ));
@@ -183,57 +202,104 @@ impl Producer {
     /// (MESSAGE_TOO_LARGE); no memory or metadata within the bound (`Timeout`); the producer
     /// is closed (`Closed`) or hit a fatal error.
     ///
+    /// It yields to the runtime once in a while (tokio's cooperative budget), so that a loop
+    /// of sends leaves room to the producer's own tasks and to whatever shares its thread.
+    ///
     /// Cancel safety: dropping the future before it completes drops the record, which was not
     /// enqueued: the append happens only after the last await point. Once it returned `Ok`,
     /// the record is sent whether or not the `DeliveryFuture` is kept.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, SendError> {
-        let span =
-            tracing::trace_span!("send", topic = %record.topic, partition = ?record.partition);
-        self.enqueue(record).instrument(span).await
-    }
-
-    async fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture, SendError> {
+        // Appending rarely waits for anything, so a loop of sends would otherwise never give
+        // its thread back: on a current-thread runtime the sender task would not run until
+        // buffer memory is full, and a `join!` beside the loop would not be polled. This
+        // yields once per tokio coop budget (128 sends), as tokio's own channels do.
+        tokio::task::coop::consume_budget().await;
         let inner = &*self.inner;
-        if let Some(error) = inner.acc.refusal() {
-            return Err(SendError { error, record });
-        }
         let size = record.size_upper_bound();
-        let batch_size = record.batch_size_upper_bound();
-        if batch_size > inner.max_request_size {
+        if BATCH_HEADER_LEN + size > inner.max_request_size {
             let error = Error::kafka(
                 KafkaCode::MESSAGE_TOO_LARGE,
                 format!(
-                    "the record takes up to {batch_size} bytes in a batch, more than max.request.size ({})",
+                    "the record takes up to {} bytes in a batch, more than max.request.size ({})",
+                    BATCH_HEADER_LEN + size,
                     inner.max_request_size
                 ),
             );
             return Err(SendError { error, record });
         }
-        let deadline = Instant::now() + inner.max_block;
-        let info = match self.topic(&record.topic, deadline).await {
-            Ok(info) => info,
-            Err(error) => return Err(SendError { error, record }),
+        // The one clock read of a send: the create time, and the accumulator's coarse clock.
+        let now_ms = now_millis();
+        let append = Append {
+            record: &record,
+            size,
+            now_ms,
+            info: None,
+            memory: None,
         };
-        if let Some(partition) = record.partition {
-            if info.partition(partition).is_none() {
-                let error = Error::kafka(
-                    KafkaCode::UNKNOWN_TOPIC_OR_PARTITION,
-                    format!(
-                        "topic {} has {} partitions, not {partition}",
-                        info.name,
-                        info.partitions.len()
-                    ),
-                );
-                return Err(SendError { error, record });
+        match inner
+            .acc
+            .append(append, &inner.memory, |topic| inner.known_topic(topic))
+        {
+            Appended::Done(delivery) => Ok(delivery),
+            Appended::Refused(error) => Err(SendError { error, record }),
+            Appended::NoMetadata | Appended::NoMemory => {
+                self.send_waiting(record, size, now_ms).await
             }
         }
-        let memory = match inner.memory.reserve(size, deadline, inner.max_block).await {
-            Ok(memory) => memory,
-            Err(error) => return Err(SendError { error, record }),
-        };
-        inner
-            .acc
-            .append(&info, record, size, memory, Instant::now())
+    }
+
+    /// `send` when the record must wait for the topic's metadata or for buffer memory.
+    async fn send_waiting(
+        &self,
+        record: ProducerRecord,
+        size: usize,
+        now_ms: i64,
+    ) -> Result<DeliveryFuture, SendError> {
+        let inner = &*self.inner;
+        let deadline = Instant::now() + inner.max_block;
+        loop {
+            if let Some(error) = inner.acc.refusal() {
+                return Err(SendError { error, record });
+            }
+            let info = match self.topic(&record.topic, deadline).await {
+                Ok(info) => info,
+                Err(error) => return Err(SendError { error, record }),
+            };
+            if let Some(partition) = record.partition {
+                if info.partition(partition).is_none() {
+                    let error = Error::kafka(
+                        KafkaCode::UNKNOWN_TOPIC_OR_PARTITION,
+                        format!(
+                            "topic {} has {} partitions, not {partition}",
+                            info.name,
+                            info.partitions.len()
+                        ),
+                    );
+                    return Err(SendError { error, record });
+                }
+            }
+            tracing::trace!(topic = %record.topic, size, "send waits for buffer memory or metadata");
+            let memory = match inner.memory.reserve(size, deadline, inner.max_block).await {
+                Ok(memory) => memory,
+                Err(error) => return Err(SendError { error, record }),
+            };
+            let append = Append {
+                record: &record,
+                size,
+                now_ms,
+                info: Some(info),
+                memory: Some(memory),
+            };
+            match inner
+                .acc
+                .append(append, &inner.memory, |topic| inner.known_topic(topic))
+            {
+                Appended::Done(delivery) => return Ok(delivery),
+                Appended::Refused(error) => return Err(SendError { error, record }),
+                // Neither happens with metadata and memory in hand; try again if it did.
+                Appended::NoMetadata | Appended::NoMemory => {}
+            }
+        }
     }
 
     /// The metadata of `topic`, waiting until `deadline` while the broker reports a retriable
@@ -244,13 +310,8 @@ impl Producer {
     /// topics and drop them (Tansu, tansu-notes.md gap 4).
     async fn topic(&self, topic: &str, deadline: Instant) -> Result<Arc<TopicInfo>> {
         let cluster = &self.inner.cluster;
-        if let Some(info) = cluster
-            .snapshot()
-            .topics
-            .get(topic)
-            .filter(|i| !i.partitions.is_empty())
-        {
-            return Ok(Arc::clone(info));
+        if let Some(info) = self.inner.known_topic(topic) {
+            return Ok(info);
         }
         loop {
             let error = match cluster.topic(topic).await {
@@ -343,5 +404,11 @@ mod tests {
         fn send<T: Send + 'static>() {}
         send::<DeliveryFuture>();
         send::<SendError>();
+    }
+
+    #[test]
+    fn a_delivery_future_is_small() {
+        // Callers keep one per record in flight (hundreds of thousands at full speed).
+        assert!(std::mem::size_of::<DeliveryFuture>() <= 40);
     }
 }

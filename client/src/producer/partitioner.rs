@@ -121,8 +121,10 @@ pub struct StickyPartitioner {
     topics: HashMap<String, Sticky>,
 }
 
+/// One topic's sticky choice. The producer keeps one per topic next to its queues, so that a
+/// record needs no lookup by topic name.
 #[derive(Debug, Default)]
-struct Sticky {
+pub(crate) struct Sticky {
     /// The partition unkeyed records go to, or `None` when a new one must be chosen.
     current: Option<i32>,
     /// The partition last left, avoided by the next choice.
@@ -159,34 +161,18 @@ impl StickyPartitioner {
         num_partitions: i32,
         available: &[i32],
     ) -> Option<i32> {
-        let candidates = Candidates::new(num_partitions, available)?;
         let sticky = match self.topics.get_mut(topic) {
             Some(sticky) => sticky,
             None => self.topics.entry(topic.to_owned()).or_default(),
         };
-        if let Some(current) = sticky.current {
-            if candidates.contains(current) {
-                return Some(current);
-            }
-            // Its leader went away (or the topic shrank): move on, and avoid it next time too.
-            sticky.previous = Some(current);
-        }
-        let next = candidates.pick(&mut self.rng, sticky.previous);
-        sticky.current = Some(next);
-        sticky.produced = 0;
-        Some(next)
+        sticky.partition(&mut self.rng, num_partitions, available)
     }
 
     /// Records that `bytes` of unkeyed records were appended to `partition` of `topic`; after
     /// `batch_size` bytes the next record goes elsewhere (KIP-794).
     pub fn on_append(&mut self, topic: &str, partition: i32, bytes: usize) {
         if let Some(sticky) = self.topics.get_mut(topic) {
-            if sticky.current == Some(partition) {
-                sticky.produced = sticky.produced.saturating_add(bytes);
-                if sticky.produced >= self.batch_size {
-                    sticky.leave(partition);
-                }
-            }
+            sticky.on_append(partition, bytes, self.batch_size);
         }
     }
 
@@ -202,11 +188,51 @@ impl StickyPartitioner {
 
     /// A random available partition, with no stickiness. `None` if there is no candidate.
     pub fn random(&mut self, num_partitions: i32, available: &[i32]) -> Option<i32> {
-        Some(Candidates::new(num_partitions, available)?.pick(&mut self.rng, None))
+        random(&mut self.rng, num_partitions, available)
     }
 }
 
+/// A random available partition (all of `0..num_partitions` when `available` is empty).
+pub(crate) fn random(
+    rng: &mut fastrand::Rng,
+    num_partitions: i32,
+    available: &[i32],
+) -> Option<i32> {
+    Some(Candidates::new(num_partitions, available)?.pick(rng, None))
+}
+
 impl Sticky {
+    /// The partition for the next unkeyed record, as [`StickyPartitioner::partition`].
+    pub(crate) fn partition(
+        &mut self,
+        rng: &mut fastrand::Rng,
+        num_partitions: i32,
+        available: &[i32],
+    ) -> Option<i32> {
+        let candidates = Candidates::new(num_partitions, available)?;
+        if let Some(current) = self.current {
+            if candidates.contains(current) {
+                return Some(current);
+            }
+            // Its leader went away (or the topic shrank): move on, and avoid it next time too.
+            self.previous = Some(current);
+        }
+        let next = candidates.pick(rng, self.previous);
+        self.current = Some(next);
+        self.produced = 0;
+        Some(next)
+    }
+
+    /// `bytes` of unkeyed records went to `partition`, as [`StickyPartitioner::on_append`].
+    pub(crate) fn on_append(&mut self, partition: i32, bytes: usize, batch_size: usize) {
+        if self.current == Some(partition) {
+            self.produced = self.produced.saturating_add(bytes);
+            if self.produced >= batch_size {
+                self.leave(partition);
+            }
+        }
+    }
+
     fn leave(&mut self, partition: i32) {
         self.current = None;
         self.previous = Some(partition);

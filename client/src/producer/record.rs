@@ -1,16 +1,129 @@
 //! What goes into the producer and what comes back: [`ProducerRecord`], [`RecordMetadata`],
 //! [`SendError`] (which hands the record back) and [`DeliveryFuture`].
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use sluice_protocol::record::BATCH_HEADER_LEN;
-use tokio::sync::oneshot;
 
+use super::completion::{Completion, WakerSlot};
 use crate::error::{Error, Result};
+
+/// A topic name, cheap to clone: records for one topic can share one allocation.
+///
+/// Built from a `&str`, it reuses the previous name built on the same thread when that is
+/// the same topic (a one-entry cache per thread), so a loop sending
+/// `ProducerRecord::new("events")` allocates no name per record. Compares, hashes, prints and
+/// derefs as the `str` it holds.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Topic(Arc<str>);
+
+thread_local! {
+    /// The topic last built from a `&str` on this thread.
+    static LAST_TOPIC: RefCell<Option<Topic>> = const { RefCell::new(None) };
+}
+
+impl Topic {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name, shared.
+    pub(crate) fn shared(&self) -> &Arc<str> {
+        &self.0
+    }
+}
+
+impl From<&str> for Topic {
+    fn from(name: &str) -> Self {
+        LAST_TOPIC.with(|last| {
+            // Never contended (one thread, not re-entered); no cache rather than a panic if it were.
+            let Ok(mut last) = last.try_borrow_mut() else {
+                return Topic(Arc::from(name));
+            };
+            match &*last {
+                Some(topic) if topic.as_str() == name => topic.clone(),
+                _ => {
+                    let topic = Topic(Arc::from(name));
+                    *last = Some(topic.clone());
+                    topic
+                }
+            }
+        })
+    }
+}
+
+impl From<&String> for Topic {
+    fn from(name: &String) -> Self {
+        Topic::from(name.as_str())
+    }
+}
+
+impl From<String> for Topic {
+    fn from(name: String) -> Self {
+        Topic::from(name.as_str())
+    }
+}
+
+impl From<Arc<str>> for Topic {
+    fn from(name: Arc<str>) -> Self {
+        Topic(name)
+    }
+}
+
+impl std::ops::Deref for Topic {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Topic {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Topic {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Topic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Debug for Topic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl PartialEq<str> for Topic {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Topic {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for Topic {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
 
 /// A record to send.
 ///
@@ -19,7 +132,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerRecord {
     /// The topic.
-    pub topic: String,
+    pub topic: Topic,
     /// The partition, or `None` to let the partitioner choose.
     pub partition: Option<i32>,
     /// The key; keyed records are placed by `murmur2(key)` unless a partition is given.
@@ -34,7 +147,7 @@ pub struct ProducerRecord {
 
 impl ProducerRecord {
     /// An empty record (null key, null value, no headers) for `topic`.
-    pub fn new(topic: impl Into<String>) -> Self {
+    pub fn new(topic: impl Into<Topic>) -> Self {
         ProducerRecord {
             topic: topic.into(),
             partition: None,
@@ -103,11 +216,6 @@ impl ProducerRecord {
             + headers;
         varint_len(body) + body
     }
-
-    /// The size a batch holding only this record may reach: what must fit in one request.
-    pub(crate) fn batch_size_upper_bound(&self) -> usize {
-        BATCH_HEADER_LEN + self.size_upper_bound()
-    }
 }
 
 /// Bytes of a zigzag varint of a non-negative length.
@@ -154,12 +262,28 @@ pub struct SendError {
 #[derive(Debug)]
 #[must_use = "a DeliveryFuture does nothing unless awaited; drop it to fire and forget"]
 pub struct DeliveryFuture {
-    rx: oneshot::Receiver<Result<RecordMetadata>>,
+    /// The outcome of the record's batch, shared by all its records.
+    batch: Arc<Completion>,
+    /// The record's offset delta in its batch.
+    index: i32,
+    /// Its create time.
+    timestamp: i64,
+    /// Where this future's waker sits in the batch's list, once registered.
+    slot: WakerSlot,
+    /// The waker registered there: polled again with the same one (a caller checking its
+    /// oldest delivery after every send), it need not take the batch's lock.
+    registered: Option<Waker>,
 }
 
 impl DeliveryFuture {
-    pub(crate) fn new(rx: oneshot::Receiver<Result<RecordMetadata>>) -> Self {
-        DeliveryFuture { rx }
+    pub(crate) fn new(batch: Arc<Completion>, index: i32, timestamp: i64) -> Self {
+        DeliveryFuture {
+            batch,
+            index,
+            timestamp,
+            slot: WakerSlot::NONE,
+            registered: None,
+        }
     }
 }
 
@@ -167,13 +291,46 @@ impl Future for DeliveryFuture {
     type Output = Result<RecordMetadata>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match Pin::new(&mut self.rx).poll(cx) {
-            Poll::Ready(Ok(result)) => Poll::Ready(result),
-            // The batch was dropped unanswered: the producer's task ended (closed past its
-            // bound, or the runtime shut down).
-            Poll::Ready(Err(_)) => Poll::Ready(Err(Error::Closed)),
-            Poll::Pending => Poll::Pending,
-        }
+        let this = &mut *self;
+        let outcome = match this.batch.outcome() {
+            Some(outcome) => outcome,
+            // Registered already, and the batch will wake it: it checks the outcome after
+            // taking the list (see `completion.rs`).
+            None if this
+                .registered
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker())) =>
+            {
+                return Poll::Pending
+            }
+            None => match this.batch.register(cx.waker(), &mut this.slot) {
+                Some(outcome) => outcome,
+                None => {
+                    this.registered = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+            },
+        };
+        let ack = match outcome {
+            Ok(ack) => ack,
+            Err(error) => return Poll::Ready(Err(error.clone())),
+        };
+        let offset = if ack.base_offset < 0 {
+            -1
+        } else {
+            ack.base_offset + i64::from(this.index)
+        };
+        let timestamp = if ack.log_append_time >= 0 {
+            ack.log_append_time
+        } else {
+            this.timestamp
+        };
+        Poll::Ready(Ok(RecordMetadata {
+            topic: Arc::clone(&this.batch.tp.topic),
+            partition: this.batch.tp.partition,
+            offset,
+            timestamp,
+        }))
     }
 }
 
@@ -182,6 +339,20 @@ impl Future for DeliveryFuture {
 mod tests {
     use super::*;
     use sluice_protocol::record::{BatchBuilder, BatchHeader};
+
+    #[test]
+    fn topics_from_the_same_name_share_it_and_compare_as_str() {
+        let a = ProducerRecord::new("events");
+        let b = ProducerRecord::new(String::from("events"));
+        assert!(Arc::ptr_eq(a.topic.shared(), b.topic.shared()));
+        let c = ProducerRecord::new("other");
+        assert_eq!(c.topic, "other");
+        assert_ne!(a.topic, c.topic);
+        assert_eq!(a.topic, b.topic);
+        assert_eq!(a.topic.to_string(), "events");
+        assert_eq!(format!("{:?}", a.topic), "\"events\"");
+        assert_eq!(&*a.topic, "events");
+    }
 
     #[test]
     fn size_upper_bound_covers_the_encoded_record() {

@@ -252,9 +252,11 @@ mod tests {
     #[test]
     fn a_request_groups_partitions_by_topic() {
         use crate::producer::batch::Incomplete;
+        use crate::producer::writer::{BatchWriter, BufferPool};
         use sluice_protocol::Compression;
         use tokio::time::Instant;
         let incomplete = Arc::new(Incomplete::default());
+        let pool = Arc::new(BufferPool::new(0, 0));
         let batch = |topic: &str, partition, id| {
             let tp = TopicPartition {
                 topic: Arc::from(topic),
@@ -262,12 +264,12 @@ mod tests {
             };
             let b = ProducerBatch::new(
                 tp,
-                Compression::None,
-                0,
+                BatchWriter::new(Compression::None, 0),
                 Instant::now(),
                 Duration::from_secs(1),
                 &incomplete,
                 id,
+                &pool,
             );
             (b, Bytes::from_static(b"batch"))
         };

@@ -2,10 +2,12 @@
 //! answers into completions, retries and failures.
 //!
 //! One task per producer owns everything that is not shared with `send`: the sequence state
-//! machine ([`Sequencer`]), the compressor, the requests in flight. It wakes on the
-//! accumulator's `wake` (a batch opened or sealed, flush, close), on the earliest timer (linger,
-//! retry backoff, delivery timeout) and on the completion of anything it started (a produce
+//! machine ([`Sequencer`]), the requests in flight. It wakes on the accumulator's `wake` (a
+//! batch opened or sealed or compressed, flush, close), on the earliest timer (linger, retry
+//! backoff, delivery timeout) and on the completion of anything it started (a produce
 //! request, a metadata refresh, InitProducerId), all of which run as futures it polls itself.
+//! Compression is the exception: sealed batches are compressed on blocking threads
+//! ([`Compressing`]) so that it does not hold up the answers and requests behind it.
 //!
 //! A request carries at most one batch per partition; several partitions of one leader share a
 //! request up to `max_request_size`. More batches of a partition go in later requests on the
@@ -20,7 +22,8 @@
 //! most `request_timeout` later.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -85,6 +88,7 @@ pub(crate) struct Sender {
     config: SenderConfig,
     sequencer: Sequencer<TopicPartition>,
     compressor: Compressor,
+    compression: Compressing,
     in_flight: HashMap<u64, Vec<ProducerBatch>>,
     events: FuturesUnordered<BoxFuture<'static, Event>>,
     next_request: u64,
@@ -116,6 +120,7 @@ impl Sender {
             sequencer: Sequencer::new(config.idempotent, config.max_in_flight),
             config,
             compressor: Compressor::new(),
+            compression: Compressing::new(),
             in_flight: HashMap::new(),
             events: FuturesUnordered::new(),
             next_request: 0,
@@ -185,10 +190,16 @@ impl Sender {
         let acc = Arc::clone(&self.acc);
         {
             let mut state = acc.lock();
-            for (topic, parts) in &mut state.topics {
-                let info = snapshot.topics.get(&**topic);
-                for (&partition, queue) in parts.iter_mut() {
+            for topic in &mut state.topics {
+                let info = snapshot.topics.get(&*topic.name);
+                let name = Arc::clone(&topic.name);
+                for (partition, queue) in topic.queues_mut() {
                     wake = earliest(wake, queue.seal_if_due(now, linger, force));
+                    for batch in &mut queue.ready {
+                        if !self.compression.start(batch, &acc) {
+                            break;
+                        }
+                    }
                     while queue.ready.front().is_some_and(|b| now >= b.deadline) {
                         expired.extend(queue.ready.pop_front());
                     }
@@ -201,14 +212,19 @@ impl Sender {
                         .map(|p| p.leader)
                         .filter(|&l| l >= 0);
                     let Some(leader) = leader else {
-                        missing.insert(Arc::clone(topic));
+                        missing.insert(Arc::clone(&name));
                         continue;
                     };
                     let tp = head.tp.clone();
                     let mut round = 0;
-                    while let Some(head) = queue.ready.front() {
+                    while let Some(head) = queue.ready.front_mut() {
                         if let Some(at) = head.retry_at.filter(|&at| at > now) {
                             wake = earliest(wake, Some(at));
+                            break;
+                        }
+                        // Being compressed, or waiting for a free job: the end of a job
+                        // wakes the sender.
+                        if head.awaits_compression() || !head.is_ready() {
                             break;
                         }
                         match self.sequencer.gate(&tp, head.head()) {
@@ -439,12 +455,12 @@ impl Sender {
     fn requeue(&mut self, batch: ProducerBatch) {
         let acc = Arc::clone(&self.acc);
         let mut state = acc.lock();
-        let queue = state
-            .topics
-            .entry(Arc::clone(&batch.tp.topic))
-            .or_default()
-            .entry(batch.tp.partition)
-            .or_default();
+        let Some(queue) = state.queue_mut(&batch.tp) else {
+            // A batch's partition is never negative.
+            let error = Error::kafka(KafkaCode::UNKNOWN_TOPIC_OR_PARTITION, batch.tp.to_string());
+            batch.fail(error);
+            return;
+        };
         let stamp = batch.stamp;
         let sequencer = &self.sequencer;
         queue.requeue(batch, |other| {
@@ -469,7 +485,7 @@ impl Sender {
             return;
         }
         if now.duration_since(self.last_refresh) >= self.config.metadata_max_age {
-            topics.extend(self.acc.lock().topics.keys().cloned());
+            topics.extend(self.acc.lock().topics.iter().map(|t| Arc::clone(&t.name)));
             self.last_refresh = now;
         }
         if topics.is_empty() {
@@ -547,6 +563,72 @@ impl Sender {
                 }
             }
         }
+    }
+}
+
+/// Compression of sealed batches on tokio's blocking threads, a few at a time.
+///
+/// Why: compressing a batch takes milliseconds (lz4_flex does ~450 MB/s); done on the sender
+/// task, it held up every response and request behind it. A batch is handed out as soon as it
+/// is sealed and comes back compressed ([`ProducerBatch::is_ready`]); the sender still sends
+/// each partition's batches in queue order, so only the work moves, not the order.
+struct Compressing {
+    /// Jobs running.
+    running: Arc<AtomicUsize>,
+    /// At most this many at once: more than the cores would only queue.
+    max: usize,
+    /// Compressors of finished jobs (each keeps its codec's tables), for the next ones.
+    idle: Arc<Mutex<Vec<Compressor>>>,
+}
+
+impl Compressing {
+    fn new() -> Self {
+        Compressing {
+            running: Arc::new(AtomicUsize::new(0)),
+            max: std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4)),
+            idle: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Starts compressing `batch` unless it needs none or is done already. Returns false when
+    /// no more jobs may start now.
+    fn start(&self, batch: &mut ProducerBatch, acc: &Arc<Accumulator>) -> bool {
+        if self.running.load(Ordering::Acquire) >= self.max {
+            return false;
+        }
+        let Some((writer, job)) = batch.start_compression() else {
+            return true;
+        };
+        self.running.fetch_add(1, Ordering::AcqRel);
+        let done = JobDone {
+            running: Arc::clone(&self.running),
+            acc: Arc::clone(acc),
+        };
+        let idle = Arc::clone(&self.idle);
+        tokio::task::spawn_blocking(move || {
+            let taken = idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let mut compressor = taken.unwrap_or_default();
+            job.deliver(writer.compress(&mut compressor, done.acc.pool()));
+            idle.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(compressor);
+        });
+        true
+    }
+}
+
+/// Ends a compression job however it ends (a panic included): frees its place, then wakes the
+/// sender to send the batch and start the next job. A job that never gave its place back
+/// would stop every later compression.
+struct JobDone {
+    running: Arc<AtomicUsize>,
+    acc: Arc<Accumulator>,
+}
+
+impl Drop for JobDone {
+    fn drop(&mut self) {
+        self.running.fetch_sub(1, Ordering::AcqRel);
+        self.acc.wake.notify_one();
     }
 }
 
