@@ -4,6 +4,7 @@ mod bench;
 mod connect;
 mod consume;
 mod consume_group;
+mod copy;
 mod deliveries;
 mod dump;
 mod flags;
@@ -38,6 +39,8 @@ enum Command {
     Consume(consume::Args),
     /// Measure producer or consumer throughput.
     Bench(bench::Args),
+    /// Copy a topic to another exactly once (consume-transform-produce in transactions).
+    Copy(copy::Args),
     /// List consumer groups, describe one, reset its offsets.
     Group(group::Args),
     /// Run an in-process mock Kafka cluster in the foreground and print its bootstrap address.
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => runtime().and_then(|rt| rt.block_on(produce::run(&args))),
         Command::Consume(args) => runtime().and_then(|rt| rt.block_on(consume::run(&args))),
         Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench::run(&args))),
+        Command::Copy(args) => runtime().and_then(|rt| rt.block_on(copy::run(&args))),
         Command::Group(args) => runtime().and_then(|rt| rt.block_on(group::run(&args))),
         Command::Mock(args) => runtime().and_then(|rt| rt.block_on(mock::run(&args))),
     };

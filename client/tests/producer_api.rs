@@ -65,20 +65,6 @@ fn send_error_names_the_cause_and_keeps_the_record() {
 }
 
 #[tokio::test]
-async fn a_transactional_config_is_refused_for_now() {
-    let config = ProducerConfig::builder()
-        .bootstrap("127.0.0.1:9")
-        .transactional_id("tx")
-        .build()
-        .unwrap();
-    let err = Producer::new(config).await.unwrap_err();
-    assert!(
-        matches!(err, Error::Config { ref property, .. } if property == "transactional.id"),
-        "{err}"
-    );
-}
-
-#[tokio::test]
 async fn no_reachable_broker_fails_new() {
     // A port nobody listens on: bind, then release it.
     let port = TcpListener::bind("127.0.0.1:0")

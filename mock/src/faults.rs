@@ -168,6 +168,8 @@ pub(crate) struct Plan {
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     rules: Vec<Fault>,
+    /// Requests seen per API key, so a test can wait for a request to arrive.
+    seen: std::collections::BTreeMap<i16, u64>,
     paused: BTreeSet<i32>,
 }
 
@@ -176,6 +178,10 @@ impl Faults {
         if fault.times > 0 {
             self.rules.push(fault);
         }
+    }
+
+    pub(crate) fn seen(&self, api: ApiKey) -> u64 {
+        self.seen.get(&(api as i16)).copied().unwrap_or(0)
     }
 
     pub(crate) fn pending(&self) -> usize {
@@ -205,6 +211,9 @@ impl Faults {
         api: Option<ApiKey>,
         request: Option<&RequestKind>,
     ) -> Plan {
+        if let Some(api) = api {
+            *self.seen.entry(api as i16).or_default() += 1;
+        }
         let mut plan = Plan::default();
         for rule in &mut self.rules {
             if !rule.matches(broker, api, request) {

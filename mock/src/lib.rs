@@ -205,6 +205,12 @@ impl MockCluster {
         self.shared.lock().faults.add(fault);
     }
 
+    /// How many requests of `api` the brokers have received so far (any broker), so a test
+    /// can wait until a client is in the middle of a step, then act (kill it, move a leader).
+    pub fn requests_seen(&self, api: ApiKey) -> u64 {
+        self.shared.lock().faults.seen(api)
+    }
+
     /// How many fault rules have not run out yet (a test can check its faults really fired).
     pub fn pending_faults(&self) -> usize {
         self.shared.lock().faults.pending()

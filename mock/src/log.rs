@@ -136,6 +136,11 @@ impl PartitionLog {
         let base_offset = self.push(batch, leader_epoch);
         if producer_id >= 0 {
             let entry = self.producers.entry(producer_id).or_default();
+            if entry.epoch != batch.producer_epoch() {
+                // A new epoch starts a new sequence space: the old epoch's batches must not be
+                // taken for duplicates of the new one's (Kafka's `ProducerStateEntry`).
+                entry.recent.clear();
+            }
             entry.epoch = batch.producer_epoch();
             let first = batch.base_sequence();
             let last = first.wrapping_add(batch.last_offset_delta()) & i32::MAX;
@@ -236,7 +241,10 @@ impl PartitionLog {
             .map_err(|_| ResponseError::UnknownServerError)?;
         let offset = self.push(&encoded, leader_epoch);
         let entry = self.producers.entry(producer_id).or_default();
-        entry.epoch = entry.epoch.max(producer_epoch);
+        if producer_epoch > entry.epoch {
+            entry.recent.clear();
+            entry.epoch = producer_epoch;
+        }
         if let Some(first_offset) = self.open_txns.remove(&producer_id) {
             if !commit {
                 self.aborted.push(AbortedTxn {
@@ -353,5 +361,56 @@ fn next_sequence(sequence: i32) -> i32 {
         0
     } else {
         sequence + 1
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn batch(epoch: i16, base_sequence: i32, records: usize) -> RecordBatch {
+        let mut builder = BatchBuilder::new(BatchHeader {
+            producer_id: 7,
+            producer_epoch: epoch,
+            base_sequence,
+            ..BatchHeader::default()
+        });
+        for i in 0..records {
+            let no_headers: [(&[u8], Option<&[u8]>); 0] = [];
+            builder
+                .push(
+                    0,
+                    Some(b"k".as_slice()),
+                    Some(format!("v{i}").as_bytes()),
+                    no_headers,
+                )
+                .unwrap();
+        }
+        RecordBatch::from_bytes(builder.finish(&mut Compressor::default()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn duplicates_are_answered_with_the_original_offset_within_an_epoch_only() {
+        let mut log = PartitionLog::default();
+        assert_eq!(log.append(&batch(0, 0, 3), 0).unwrap().base_offset, 0);
+        assert_eq!(log.append(&batch(0, 3, 3), 0).unwrap().base_offset, 3);
+        // A retry of the second batch: the original offset, nothing appended.
+        assert_eq!(log.append(&batch(0, 3, 3), 0).unwrap().base_offset, 3);
+        assert_eq!(log.high_watermark(), 6);
+        // A gap.
+        assert_eq!(
+            log.append(&batch(0, 9, 1), 0),
+            Err(ResponseError::OutOfOrderSequenceNumber)
+        );
+        // A new epoch restarts at 0; its batches with the old epoch's sequence ranges are new.
+        assert_eq!(log.append(&batch(1, 0, 3), 0).unwrap().base_offset, 6);
+        assert_eq!(log.append(&batch(1, 3, 3), 0).unwrap().base_offset, 9);
+        assert_eq!(log.high_watermark(), 12);
+        // The old epoch is fenced.
+        assert_eq!(
+            log.append(&batch(0, 6, 1), 0),
+            Err(ResponseError::InvalidProducerEpoch)
+        );
     }
 }

@@ -98,6 +98,7 @@ pub use consumer::{Assignor, ConsumerConfig, IsolationLevel, OffsetReset};
 pub use consumer_builder::ConsumerConfigBuilder;
 pub use producer::{Acks, Partitioner, ProducerConfig};
 pub use producer_builder::ProducerConfigBuilder;
+pub use properties::{property_scope, PropertyScope};
 pub use security::{
     ClientCert, Password, SaslConfig, SaslMechanism, SecurityConfig, SecurityProtocol, TlsConfig,
 };

@@ -144,6 +144,33 @@ fn classify(kind: Kind, name: &str) -> Result<Class> {
     }
 }
 
+/// Whether a property is taken by producers, by consumers, or by both: for programs that
+/// build both from one list of properties (a consume-transform-produce loop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PropertyScope {
+    /// A shared client setting (or one both accept and ignore).
+    Both,
+    /// A producer setting.
+    Producer,
+    /// A consumer setting.
+    Consumer,
+    /// Neither takes it.
+    Unknown,
+}
+
+/// Which kinds of config take the property `name` (Java or librdkafka spelling).
+pub fn property_scope(name: &str) -> PropertyScope {
+    match (
+        classify(Kind::Producer, name),
+        classify(Kind::Consumer, name),
+    ) {
+        (Ok(_), Ok(_)) => PropertyScope::Both,
+        (Ok(_), Err(_)) => PropertyScope::Producer,
+        (Err(_), Ok(_)) => PropertyScope::Consumer,
+        (Err(_), Err(_)) => PropertyScope::Unknown,
+    }
+}
+
 /// The error for a name `kind` does not take, with a hint when there is one.
 pub(super) fn unknown(kind: Kind, name: &str, canonical: &str) -> crate::Error {
     let this = kind.type_name();

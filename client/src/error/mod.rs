@@ -87,7 +87,7 @@ pub enum Error {
     #[error("transaction ({state}): {reason}")]
     Transaction {
         /// The transaction state at the time.
-        state: String,
+        state: crate::txn::TxnState,
         /// What was refused and why.
         reason: String,
     },
@@ -146,6 +146,9 @@ impl Error {
         match self {
             Error::Kafka { code, .. } => code.is_fatal(),
             Error::BrokerTooOld { .. } | Error::Config { .. } | Error::Security(_) => true,
+            Error::Transaction { state, .. } => {
+                matches!(state, crate::txn::TxnState::FatalError(_))
+            }
             _ => false,
         }
     }

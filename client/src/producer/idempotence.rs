@@ -66,6 +66,8 @@ pub(crate) struct Stamp {
     pub(crate) count: i32,
     /// Which chain of its partition the sequences belong to.
     generation: u32,
+    /// Whether the batch belongs to a transaction (the batch attribute).
+    pub(crate) transactional: bool,
 }
 
 impl Stamp {
@@ -154,6 +156,9 @@ pub(crate) struct Sequencer<K> {
     max_in_flight: usize,
     producer: Option<ProducerIdentity>,
     bump_needed: bool,
+    /// A transactional producer: its identity comes from the transaction manager, and its
+    /// batches are marked transactional.
+    transactional: bool,
     partitions: HashMap<K, Chain>,
 }
 
@@ -208,8 +213,19 @@ impl<K: Hash + Eq + Clone> Sequencer<K> {
             max_in_flight: max_in_flight.max(1),
             producer: None,
             bump_needed: false,
+            transactional: false,
             partitions: HashMap::new(),
         }
+    }
+
+    /// Marks the producer transactional (before any batch is stamped).
+    pub(crate) fn set_transactional(&mut self) {
+        self.transactional = true;
+    }
+
+    /// The current identity.
+    pub(crate) fn producer(&self) -> Option<ProducerIdentity> {
+        self.producer
     }
 
     /// The InitProducerId that is due, if any.
@@ -286,6 +302,7 @@ impl<K: Hash + Eq + Clone> Sequencer<K> {
             base_sequence: chain.next_sequence,
             count: head.count.max(1),
             generation: chain.generation,
+            transactional: self.transactional,
         };
         chain.next_sequence = add_sequence(chain.next_sequence, stamp.count);
         chain.outstanding.push_back((stamp.base_sequence, true));

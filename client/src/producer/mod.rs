@@ -31,7 +31,13 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not supported yet: transactions (`transactional.id` is refused here), splitting a batch the
+//! With `transactional.id` it is a transactional producer (`init_transactions`,
+//! `begin_transaction`, `send_offsets_to_transaction`, `commit_transaction`,
+//! `abort_transaction`; the transaction manager is [`crate::txn`]): AddPartitionsToTxn goes
+//! out before a partition's first batch of a transaction, and batches carry the
+//! transactional attribute.
+//!
+//! Not supported yet: splitting a batch the
 //! broker refuses as MESSAGE_TOO_LARGE, and `max.block.ms` as a setting of its own (`send`
 //! waits for metadata and memory up to `delivery_timeout`).
 //!
@@ -68,6 +74,8 @@ use self::sender::{Sender, SenderConfig};
 use crate::cluster::{Cluster, ClusterOptions, TopicInfo};
 use crate::config::ProducerConfig;
 use crate::error::{Error, KafkaCode, Result};
+use crate::group::{GroupMetadata, OffsetToCommit};
+use crate::txn::{TransactionManager, TxnCall, TxnMetrics, TxnSettings, TxnState};
 
 /// A Kafka producer. Cheap to clone: clones share one set of batches, connections and one
 /// sender task. `Send + Sync`.
@@ -90,6 +98,8 @@ struct Inner {
     retry_backoff: Duration,
     delivery_timeout: Duration,
     finished: watch::Receiver<bool>,
+    /// The transaction manager, for a producer with `transactional.id`.
+    txn: Option<Arc<TransactionManager>>,
 }
 
 impl Inner {
@@ -120,7 +130,6 @@ impl Producer {
     ///
     /// Cancel safety: safe to drop; nothing is started until it returns.
     pub async fn new(config: ProducerConfig) -> Result<Producer> {
-        refuse_transactions(&config)?;
         let options = ClusterOptions {
             allow_auto_topic_creation: true,
             ..ClusterOptions::from_client(config.client())
@@ -133,7 +142,6 @@ impl Producer {
     /// client settings other than the producer's own are those of `cluster`. Must be called
     /// inside a tokio runtime: it spawns the sender task.
     pub fn with_cluster(cluster: Cluster, config: &ProducerConfig) -> Result<Producer> {
-        refuse_transactions(config)?;
         let client = config.client();
         let max_request_size = config.max_request_size();
         let batch_limit = config
@@ -164,11 +172,27 @@ impl Producer {
             max_request_size,
             metadata_max_age: client.metadata_max_age(),
         };
+        let txn = config.transactional_id().map(|id| {
+            Arc::new(TransactionManager::new(
+                cluster.clone(),
+                TxnSettings {
+                    transactional_id: id.to_owned(),
+                    transaction_timeout: config.transaction_timeout(),
+                    request_timeout: client.request_timeout(),
+                    max_block: config.delivery_timeout(),
+                    backoff: crate::cluster::Backoff {
+                        initial: client.retry_backoff(),
+                        max: client.retry_backoff_max(),
+                    },
+                },
+            ))
+        });
         let (finished_tx, finished) = watch::channel(false);
         let sender = Sender::new(
             cluster.clone(),
             Arc::clone(&acc),
             sender_config,
+            txn.clone(),
             finished_tx,
         );
         tokio::spawn(
@@ -186,6 +210,7 @@ impl Producer {
                 retry_backoff: client.retry_backoff(),
                 delivery_timeout: config.delivery_timeout(),
                 finished,
+                txn,
             }),
         })
     }
@@ -215,6 +240,11 @@ impl Producer {
         // yields once per tokio coop budget (128 sends), as tokio's own channels do.
         tokio::task::coop::consume_budget().await;
         let inner = &*self.inner;
+        if let Some(txn) = &inner.txn {
+            if let Err(error) = txn.start(TxnCall::Send) {
+                return Err(SendError { error, record });
+            }
+        }
         let size = record.size_upper_bound();
         if BATCH_HEADER_LEN + size > inner.max_request_size {
             let error = Error::kafka(
@@ -367,6 +397,87 @@ impl Producer {
         let _ = finished.wait_for(|done| *done).await;
     }
 
+    fn transactions(&self) -> Result<&TransactionManager> {
+        self.inner.txn.as_deref().ok_or_else(|| Error::Config {
+            property: "transactional.id".into(),
+            reason: "transactions need a producer with a transactional.id".into(),
+        })
+    }
+
+    /// Registers the transactional id with its coordinator: fences any older producer with
+    /// the same id (its next call fails fatally), aborts the transaction it left open, and
+    /// gets this producer's id and epoch. Call once, before the first transaction.
+    ///
+    /// Cancel safety: not cancel safe; a cut-short call leaves the producer in
+    /// `Initializing`, and calling it again retries.
+    pub async fn init_transactions(&self) -> Result<()> {
+        let txn = self.transactions()?;
+        txn.init().await?;
+        self.inner.acc.wake.notify_one();
+        Ok(())
+    }
+
+    /// Starts a transaction: records sent from now until commit or abort belong to it.
+    pub fn begin_transaction(&self) -> Result<()> {
+        self.transactions()?.start(TxnCall::Begin)
+    }
+
+    /// Commits `offsets` of the consumer group `group` as part of the transaction (the
+    /// consume-transform-produce pattern): they take effect only if the transaction commits,
+    /// and the group coordinator refuses them if the member's generation is stale (KIP-447).
+    pub async fn send_offsets_to_transaction(
+        &self,
+        offsets: &[OffsetToCommit],
+        group: &GroupMetadata,
+    ) -> Result<()> {
+        self.transactions()?.send_offsets(offsets, group).await
+    }
+
+    /// Sends everything of the transaction, waits for it, then commits (EndTxn): its records
+    /// and offsets become visible to `read_committed` consumers together. Fails if any record
+    /// of the transaction failed (abort it then), or fatally if the producer was fenced.
+    pub async fn commit_transaction(&self) -> Result<()> {
+        let txn = self.transactions()?;
+        let started = Instant::now();
+        txn.start(TxnCall::Commit)?;
+        self.flush().await;
+        if let TxnState::AbortableError(reason) | TxnState::FatalError(reason) = txn.state() {
+            return Err(Error::Transaction {
+                state: txn.state(),
+                reason: format!("the transaction cannot commit: {reason}"),
+            });
+        }
+        txn.end(true).await?;
+        txn.counters.committed(started.elapsed());
+        Ok(())
+    }
+
+    /// Aborts the transaction: what it wrote stays invisible to `read_committed` consumers
+    /// and its offsets are dropped. Legal after a failed send or commit, not after fencing.
+    pub async fn abort_transaction(&self) -> Result<()> {
+        let txn = self.transactions()?;
+        txn.start(TxnCall::Abort)?;
+        self.flush().await;
+        txn.end(false).await?;
+        if txn.bump_if_needed().await? {
+            self.inner.acc.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Where the transactional producer is (Uninitialized for a producer without one).
+    pub fn transaction_state(&self) -> TxnState {
+        self.inner
+            .txn
+            .as_ref()
+            .map_or(TxnState::Uninitialized, |t| t.state())
+    }
+
+    /// Commits, aborts and fences so far, and the commit-latency histogram.
+    pub fn transaction_metrics(&self) -> Option<TxnMetrics> {
+        self.inner.txn.as_ref().map(|t| t.counters.snapshot())
+    }
+
     /// The cluster handle the producer uses.
     pub fn cluster(&self) -> &Cluster {
         &self.inner.cluster
@@ -380,16 +491,6 @@ impl Producer {
     /// Bytes of buffer memory in all (`buffer_memory`).
     pub fn buffer_memory(&self) -> usize {
         self.inner.memory.total()
-    }
-}
-
-fn refuse_transactions(config: &ProducerConfig) -> Result<()> {
-    match config.transactional_id() {
-        Some(_) => Err(Error::Config {
-            property: "transactional.id".into(),
-            reason: "transactions are not supported by Producer yet".into(),
-        }),
-        None => Ok(()),
     }
 }
 

@@ -31,6 +31,7 @@ pub(crate) fn produce_request(
     items: &[(ProducerBatch, Bytes)],
     acks: i16,
     timeout: Duration,
+    transactional_id: Option<&str>,
 ) -> ProduceRequest {
     let mut topics: Vec<TopicProduceData> = Vec::new();
     for (batch, bytes) in items {
@@ -50,6 +51,9 @@ pub(crate) fn produce_request(
         }
     }
     ProduceRequest::default()
+        .with_transactional_id(transactional_id.map(|t| {
+            kafka_protocol::messages::TransactionalId(StrBytes::from_string(t.to_owned()))
+        }))
         .with_acks(acks)
         .with_timeout_ms(i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX))
         .with_topic_data(topics)
@@ -274,7 +278,7 @@ mod tests {
             (b, Bytes::from_static(b"batch"))
         };
         let items = [batch("a", 0, 0), batch("b", 0, 1), batch("a", 2, 2)];
-        let request = produce_request(&items, -1, Duration::from_secs(30));
+        let request = produce_request(&items, -1, Duration::from_secs(30), None);
         assert_eq!((request.acks, request.timeout_ms), (-1, 30_000));
         let layout: Vec<(&str, Vec<i32>)> = request
             .topic_data

@@ -45,6 +45,7 @@ use super::requests::{
 use crate::cluster::Cluster;
 use crate::config::Acks;
 use crate::error::{Error, KafkaCode, Result};
+use crate::txn::TransactionManager;
 
 /// What the sender needs from the producer config.
 #[derive(Debug, Clone)]
@@ -72,6 +73,8 @@ enum Event {
     },
     Metadata,
     Identity(Result<ProducerIdentity>),
+    /// AddPartitionsToTxn finished for these partitions.
+    Added(Vec<TopicPartition>, Result<()>),
 }
 
 #[derive(Debug, Default)]
@@ -95,6 +98,10 @@ pub(crate) struct Sender {
     refreshing: bool,
     last_refresh: Instant,
     identity: IdentityState,
+    /// The transaction manager of a transactional producer.
+    txn: Option<Arc<TransactionManager>>,
+    /// An AddPartitionsToTxn is in flight.
+    adding: bool,
     finished: watch::Sender<bool>,
 }
 
@@ -112,12 +119,19 @@ impl Sender {
         cluster: Cluster,
         acc: Arc<Accumulator>,
         config: SenderConfig,
+        txn: Option<Arc<TransactionManager>>,
         finished: watch::Sender<bool>,
     ) -> Self {
+        let mut sequencer = Sequencer::new(config.idempotent, config.max_in_flight);
+        if txn.is_some() {
+            sequencer.set_transactional();
+        }
         Sender {
             cluster,
             acc,
-            sequencer: Sequencer::new(config.idempotent, config.max_in_flight),
+            sequencer,
+            txn,
+            adding: false,
             config,
             compressor: Compressor::new(),
             compression: Compressing::new(),
@@ -146,6 +160,7 @@ impl Sender {
                     break;
                 }
             }
+            self.sync_transaction_identity();
             self.request_identity(now);
             let mut wake = self.drain(now);
             wake = earliest(wake, closing);
@@ -185,6 +200,8 @@ impl Sender {
         let mut expired = Vec::new();
         let mut refused = Vec::new();
         let mut missing: HashSet<Arc<str>> = HashSet::new();
+        // Partitions with batches to send that the transaction does not have yet.
+        let mut to_add: Vec<TopicPartition> = Vec::new();
         // (leader, round) -> batches; round r holds the r-th batch taken from each partition.
         let mut rounds: BTreeMap<(i32, usize), Vec<ProducerBatch>> = BTreeMap::new();
         let acc = Arc::clone(&self.acc);
@@ -216,6 +233,12 @@ impl Sender {
                         continue;
                     };
                     let tp = head.tp.clone();
+                    if let Some(txn) = &self.txn {
+                        if !txn.has_partition(&tp.topic, tp.partition) {
+                            to_add.push(tp);
+                            continue;
+                        }
+                    }
                     let mut round = 0;
                     while let Some(head) = queue.ready.front_mut() {
                         if let Some(at) = head.retry_at.filter(|&at| at > now) {
@@ -252,19 +275,23 @@ impl Sender {
                 batch.tp
             );
             tracing::debug!(partition = %batch.tp, "batch expired before delivery");
-            batch.fail(Error::Timeout {
-                what,
-                after: self.config.delivery_timeout,
-            });
+            self.fail(
+                batch,
+                Error::Timeout {
+                    what,
+                    after: self.config.delivery_timeout,
+                },
+            );
         }
         for mut batch in refused {
             let error = batch.last_error.take().unwrap_or_else(|| {
                 Error::kafka(KafkaCode::UNKNOWN_PRODUCER_ID, batch.tp.to_string())
             });
             tracing::warn!(partition = %batch.tp, %error, "batch may be in the log already; not resent after a sequence reset");
-            batch.fail(error);
+            self.fail(batch, error);
         }
         self.refresh_metadata(now, missing);
+        self.add_partitions(to_add);
         for ((leader, _), batches) in rounds {
             self.send_batches(leader, batches);
         }
@@ -286,7 +313,7 @@ impl Sender {
                         false,
                         false,
                     );
-                    batch.fail(error);
+                    self.fail(batch, error);
                     continue;
                 }
             };
@@ -308,7 +335,8 @@ impl Sender {
         let records: i32 = items.iter().map(|(batch, _)| batch.record_count()).sum();
         let timeout = self.config.request_timeout;
         let acks = self.config.acks.wire();
-        let request = produce_request(&items, acks, timeout);
+        let transactional_id = self.txn.as_ref().map(|t| t.transactional_id());
+        let request = produce_request(&items, acks, timeout, transactional_id);
         let id = self.next_request;
         self.next_request += 1;
         let span = tracing::debug_span!("produce", broker = leader, batches = items.len(), records);
@@ -366,6 +394,7 @@ impl Sender {
                 self.last_refresh = Instant::now();
             }
             Event::Identity(result) => self.on_identity(result),
+            Event::Added(partitions, result) => self.on_added(partitions, result),
         }
     }
 
@@ -445,7 +474,7 @@ impl Sender {
             }
             (_, Err(error)) => {
                 tracing::debug!(partition = %batch.tp, %error, "batch failed");
-                batch.fail(error);
+                self.fail(batch, error);
             }
             // The machine never turns success into anything but Complete.
             (_, Ok(ack)) => batch.complete(ack),
@@ -505,8 +534,88 @@ impl Sender {
         );
     }
 
+    /// Takes a transactional producer's identity from its transaction manager, which owns
+    /// InitProducerId (with the transactional id) and epoch bumps.
+    fn sync_transaction_identity(&mut self) {
+        let Some(txn) = &self.txn else { return };
+        if let Some(identity) = txn.identity() {
+            let identity = ProducerIdentity {
+                id: identity.id,
+                epoch: identity.epoch,
+            };
+            if self.sequencer.producer() != Some(identity) {
+                self.sequencer.set_producer(identity);
+            }
+        }
+        if self
+            .sequencer
+            .identity_request()
+            .is_some_and(|r| matches!(r, IdentityRequest::Bump(_)))
+        {
+            // A broken sequence chain inside a transaction: the transaction must be aborted,
+            // and the abort bumps the epoch (KIP-360).
+            txn.need_epoch_bump();
+        }
+    }
+
+    /// Starts AddPartitionsToTxn for partitions about to get their first batch of the
+    /// transaction; their batches wait until it succeeds.
+    fn add_partitions(&mut self, partitions: Vec<TopicPartition>) {
+        let Some(txn) = &self.txn else { return };
+        if self.adding || partitions.is_empty() {
+            return;
+        }
+        self.adding = true;
+        let txn = Arc::clone(txn);
+        self.events.push(
+            async move {
+                let list: Vec<(String, i32)> = partitions
+                    .iter()
+                    .map(|tp| (tp.topic.to_string(), tp.partition))
+                    .collect();
+                let result = txn.add_partitions(&list).await;
+                Event::Added(partitions, result)
+            }
+            .instrument(tracing::debug_span!("add_partitions_to_txn"))
+            .boxed(),
+        );
+    }
+
+    /// AddPartitionsToTxn's answer: on failure the partitions' queued batches fail (the
+    /// transaction is now abortable or the producer fenced).
+    fn on_added(&mut self, partitions: Vec<TopicPartition>, result: Result<()>) {
+        self.adding = false;
+        let Err(error) = result else { return };
+        tracing::debug!(%error, "AddPartitionsToTxn failed");
+        let mut failed: Vec<ProducerBatch> = Vec::new();
+        {
+            let mut state = self.acc.lock();
+            for tp in &partitions {
+                if let Some(queue) = state.queue_mut(tp) {
+                    failed.extend(queue.ready.drain(..));
+                }
+            }
+        }
+        for batch in failed {
+            self.sequencer
+                .on_abandoned(&batch.tp, batch.stamp, batch.possibly_written);
+            self.fail(batch, error.clone());
+        }
+    }
+
+    /// Fails `batch`; in a transaction that spoils the transaction.
+    fn fail(&self, batch: ProducerBatch, error: Error) {
+        if let Some(txn) = &self.txn {
+            txn.send_failed(&error);
+        }
+        batch.fail(error);
+    }
+
     /// Starts InitProducerId when the sequencer needs an identity.
     fn request_identity(&mut self, now: Instant) {
+        if self.txn.is_some() {
+            return;
+        }
         if self.identity.pending || self.identity.retry_at.is_some_and(|at| at > now) {
             return;
         }

@@ -362,7 +362,9 @@ impl SealedBatch {
                 size: out.len(),
             })
         })?;
-        let attributes = Attributes::new(compression, TimestampType::CreateTime, false, false);
+        let transactional = stamp.is_some_and(|s| s.transactional);
+        let attributes =
+            Attributes::new(compression, TimestampType::CreateTime, transactional, false);
         let (producer_id, producer_epoch, base_sequence) = stamp.map_or((-1, -1, -1), |s| {
             (s.producer.id, s.producer.epoch, s.base_sequence)
         });

@@ -21,6 +21,7 @@ use kafka_protocol::messages::{
 };
 use tokio::time::Instant;
 
+use super::metrics::Counters;
 use super::state::{StateMachine, TxnCall, TxnState};
 use crate::cluster::{Backoff, Cluster};
 use crate::error::{Error, KafkaCode, Result};
@@ -55,12 +56,15 @@ struct Inner {
     partitions: BTreeSet<(String, i32)>,
     /// Groups whose offsets the current transaction commits.
     groups: BTreeSet<String>,
+    /// A sequence chain broke: the epoch must be bumped once the transaction is aborted.
+    bump_needed: bool,
 }
 
 /// The transaction manager of one transactional producer.
 #[derive(Debug)]
 pub(crate) struct TransactionManager {
     settings: TxnSettings,
+    pub(crate) counters: Counters,
     cluster: Cluster,
     coordinator: Coordinator,
     inner: Mutex<Inner>,
@@ -79,12 +83,31 @@ impl TransactionManager {
             ),
             cluster,
             settings,
+            counters: Counters::default(),
             inner: Mutex::new(Inner::default()),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The transactional id.
+    pub(crate) fn transactional_id(&self) -> &str {
+        &self.settings.transactional_id
+    }
+
+    /// The sender saw a sequence chain break (OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID
+    /// inside a transaction): the transaction is spoilt, and aborting it bumps the epoch.
+    pub(crate) fn need_epoch_bump(&self) {
+        let mut inner = self.lock();
+        if !inner.bump_needed {
+            inner.bump_needed = true;
+            inner.machine.send_failed(&Error::kafka(
+                KafkaCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
+                "a sequence broke inside the transaction",
+            ));
+        }
     }
 
     /// The current state.
@@ -129,6 +152,12 @@ impl TransactionManager {
                 Err(e) => e,
             };
             self.coordinator.on_error(&error);
+            if matches!(
+                error.code(),
+                Some(KafkaCode::PRODUCER_FENCED | KafkaCode::INVALID_PRODUCER_EPOCH)
+            ) {
+                self.counters.fenced();
+            }
             let error = self.lock().machine.fail(&error);
             let retriable = matches!(
                 error.code().map(super::state::severity),
@@ -156,40 +185,62 @@ impl TransactionManager {
     pub(crate) async fn init(&self) -> Result<ProducerEpoch> {
         self.start(TxnCall::Init)?;
         let previous = self.lock().identity;
-        let identity = self
-            .retrying("InitProducerId", || async {
-                let response = self
-                    .coordinator
-                    .send(self.settings.request_timeout, |version| {
-                        let mut request = InitProducerIdRequest::default()
-                            .with_transactional_id(Some(TransactionalId(str_bytes(
-                                &self.settings.transactional_id,
-                            ))))
-                            .with_transaction_timeout_ms(millis(self.settings.transaction_timeout));
-                        if version >= 3 {
-                            // KIP-360: bump our own epoch if we had one.
-                            let (id, epoch) = previous.map_or((-1, -1), |p| (p.id, p.epoch));
-                            request.producer_id = ProducerId(id);
-                            request.producer_epoch = epoch;
-                        }
-                        Ok(request)
-                    })
-                    .await?;
-                match KafkaCode(response.error_code) {
-                    KafkaCode::NONE => Ok(ProducerEpoch {
-                        id: response.producer_id.0,
-                        epoch: response.producer_epoch,
-                    }),
-                    code => Err(Error::kafka(code, "InitProducerId")),
-                }
-            })
-            .await?;
+        let identity = self.init_producer_id(previous).await?;
         let mut inner = self.lock();
         inner.identity = Some(identity);
         inner.partitions.clear();
         inner.groups.clear();
+        inner.bump_needed = false;
         inner.machine.finish();
         Ok(identity)
+    }
+
+    /// After an abort, bumps the epoch if a sequence chain broke during the transaction
+    /// (KIP-360: InitProducerId with the current id and epoch keeps the transactional id's
+    /// fencing and restarts sequences). Returns whether it did.
+    pub(crate) async fn bump_if_needed(&self) -> Result<bool> {
+        let (needed, previous) = {
+            let inner = self.lock();
+            (inner.bump_needed, inner.identity)
+        };
+        if !needed {
+            return Ok(false);
+        }
+        let identity = self.init_producer_id(previous).await?;
+        let mut inner = self.lock();
+        inner.identity = Some(identity);
+        inner.bump_needed = false;
+        Ok(true)
+    }
+
+    async fn init_producer_id(&self, previous: Option<ProducerEpoch>) -> Result<ProducerEpoch> {
+        self.retrying("InitProducerId", || async {
+            let response = self
+                .coordinator
+                .send(self.settings.request_timeout, |version| {
+                    let mut request = InitProducerIdRequest::default()
+                        .with_transactional_id(Some(TransactionalId(str_bytes(
+                            &self.settings.transactional_id,
+                        ))))
+                        .with_transaction_timeout_ms(millis(self.settings.transaction_timeout));
+                    if version >= 3 {
+                        // KIP-360: bump our own epoch if we had one.
+                        let (id, epoch) = previous.map_or((-1, -1), |p| (p.id, p.epoch));
+                        request.producer_id = ProducerId(id);
+                        request.producer_epoch = epoch;
+                    }
+                    Ok(request)
+                })
+                .await?;
+            match KafkaCode(response.error_code) {
+                KafkaCode::NONE => Ok(ProducerEpoch {
+                    id: response.producer_id.0,
+                    epoch: response.producer_epoch,
+                }),
+                code => Err(Error::kafka(code, "InitProducerId")),
+            }
+        })
+        .await
     }
 
     /// Adds `partitions` to the transaction (AddPartitionsToTxn), before records are sent to
@@ -197,6 +248,17 @@ impl TransactionManager {
     pub(crate) async fn add_partitions(&self, partitions: &[(String, i32)]) -> Result<()> {
         let (identity, missing) = {
             let inner = self.lock();
+            // Batches are sent (and their partitions added) while the transaction is open,
+            // and while commit or abort flush it.
+            if !matches!(
+                inner.machine.state(),
+                TxnState::InTransaction | TxnState::Committing | TxnState::Aborting
+            ) {
+                return Err(Error::Transaction {
+                    state: inner.machine.state().clone(),
+                    reason: "records can only be sent inside a transaction".into(),
+                });
+            }
             let missing: BTreeSet<(String, i32)> = partitions
                 .iter()
                 .filter(|p| !inner.partitions.contains(*p))
@@ -406,7 +468,14 @@ impl TransactionManager {
                         )),
                     }
                 })
-                .await?;
+                .await
+                .inspect_err(|e| {
+                    // Out of time with the outcome unknown: start over with InitProducerId
+                    // rather than guess.
+                    if matches!(e, Error::Timeout { .. }) {
+                        self.lock().machine.reinit_required();
+                    }
+                })?;
             // EndTxn v5 (KIP-890 part 2) bumps the epoch at every end and says so.
             if new_epoch.0 >= 0
                 && new_epoch.1 >= 0
@@ -418,16 +487,14 @@ impl TransactionManager {
                 });
             }
         }
+        if !commit {
+            self.counters.aborted();
+        }
         let mut inner = self.lock();
         inner.partitions.clear();
         inner.groups.clear();
         inner.machine.finish();
         Ok(())
-    }
-
-    /// Marks the producer unusable.
-    pub(crate) fn fatal(&self, reason: String) {
-        self.lock().machine.fatal(reason);
     }
 }
 
@@ -478,7 +545,7 @@ fn millis(d: Duration) -> i32 {
 
 fn not_initialised() -> Error {
     Error::Transaction {
-        state: TxnState::Uninitialized.to_string(),
+        state: TxnState::Uninitialized,
         reason: "init_transactions has not completed".into(),
     }
 }

@@ -6,12 +6,11 @@
 //! `transactional.id`) records which partitions and groups a transaction touched and, on
 //! commit or abort, writes a marker into each of them.
 
-// The producer drives the manager; wiring it in waits for the producer rework in progress.
-#[allow(dead_code, unused_imports)]
 mod manager;
+mod metrics;
 mod state;
 
-#[allow(unused_imports)]
-pub(crate) use manager::{ProducerEpoch, TransactionManager, TxnSettings};
+pub(crate) use manager::{TransactionManager, TxnSettings};
 
+pub use metrics::TxnMetrics;
 pub use state::{TxnCall, TxnState};

@@ -160,13 +160,13 @@ impl StateMachine {
             (S::InTransaction | S::AbortableError(_), TxnCall::Abort) => S::Aborting,
             (S::AbortableError(e), _) => {
                 return Err(Error::Transaction {
-                    state: self.state.to_string(),
+                    state: self.state.clone(),
                     reason: format!("{call} is not allowed until the transaction is aborted ({e})"),
                 })
             }
             (state, call) => {
                 return Err(Error::Transaction {
-                    state: state.to_string(),
+                    state: state.clone(),
                     reason: format!("{call} is not allowed in this state"),
                 })
             }
@@ -214,16 +214,19 @@ impl StateMachine {
         }
     }
 
-    /// Marks the producer unusable (an outcome that cannot be known, a fenced epoch).
-    #[allow(dead_code)] // Used by the producer once transactions are wired in.
-    pub(crate) fn fatal(&mut self, reason: String) {
-        self.state = TxnState::FatalError(reason);
+    /// The outcome of a commit or abort cannot be known (it timed out): rather than retry
+    /// blindly, the producer must be initialised again, which finishes whatever the
+    /// coordinator has (InitProducerId aborts a transaction still open and bumps the epoch).
+    pub(crate) fn reinit_required(&mut self) {
+        if !matches!(self.state, TxnState::FatalError(_)) {
+            self.state = TxnState::Uninitialized;
+        }
     }
 }
 
 fn fatal_error(reason: &str) -> Error {
     Error::Transaction {
-        state: format!("FatalError ({reason})"),
+        state: TxnState::FatalError(reason.to_owned()),
         reason: "the producer cannot be used any more; create a new one".into(),
     }
 }
@@ -309,6 +312,21 @@ mod tests {
         for call in [TxnCall::Abort, TxnCall::Begin, TxnCall::Init] {
             assert!(m.start(call).is_err());
         }
+    }
+
+    #[test]
+    fn an_unknown_outcome_requires_init_again() {
+        let mut m = StateMachine::default();
+        m.start(TxnCall::Init).unwrap();
+        m.finish();
+        m.start(TxnCall::Begin).unwrap();
+        m.start(TxnCall::Commit).unwrap();
+        m.reinit_required();
+        assert_eq!(m.state(), &TxnState::Uninitialized);
+        assert!(m.start(TxnCall::Begin).is_err());
+        m.start(TxnCall::Init).unwrap();
+        m.finish();
+        m.start(TxnCall::Begin).unwrap();
     }
 
     #[test]
