@@ -109,14 +109,10 @@ async fn committed_records_are_visible_and_aborted_ones_are_not() {
     cluster.create_topic("txn", 1);
     let b = cluster.bootstrap();
     let producer = transactional(&b, "t-visible").await;
-    for (n, commit) in [(0..100, true), (100..200, false), (200..300, true)]
-        .into_iter()
-        .zip([0, 1, 2])
-    {
-        let _ = commit;
+    for (values, commit) in [(0..100, true), (100..200, false), (200..300, true)] {
         producer.begin_transaction().unwrap();
-        send_values(&producer, "txn", n.0.clone()).await;
-        if n.1 {
+        send_values(&producer, "txn", values).await;
+        if commit {
             producer.commit_transaction().await.unwrap();
         } else {
             producer.abort_transaction().await.unwrap();
