@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)] // A harness: a failure here is the test's failure.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use sluice_client::config::ConsumerConfig;
 use sluice_client::group::{GroupConsumer, GroupEvent};
 use sluice_client::KafkaCode;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::rdkafka_config;
@@ -50,6 +50,27 @@ pub struct Seen {
     pub records: Vec<(i32, i64, String)>,
     /// The partitions owned now.
     pub owned: BTreeSet<i32>,
+    /// Every partition change a sluice member handled, numbered in one order shared by all
+    /// members of the process ([`next_seq`]), so the changes of several members can be
+    /// replayed as one history.
+    pub changes: Vec<(u64, Change)>,
+}
+
+/// A partition change a member handled (the partitions of a [`GroupEvent`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// `Assigned`: records of these follow.
+    Assigned(Vec<i32>),
+    /// `Revoked`: handled (offsets committed); the member reads none of them after this.
+    Revoked(Vec<i32>),
+    /// `Lost`: taken away without a commit.
+    Lost(Vec<i32>),
+}
+
+/// The next number of the process-wide order of partition changes.
+pub fn next_seq() -> u64 {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    SEQ.fetch_add(1, Ordering::SeqCst)
 }
 
 /// A sluice group member in a task.
@@ -57,16 +78,32 @@ pub struct Seen {
 pub struct SluiceMember {
     seen: Arc<Mutex<Seen>>,
     stop: watch::Sender<bool>,
+    stall: mpsc::UnboundedSender<Duration>,
     task: JoinHandle<()>,
 }
 
 impl SluiceMember {
     /// Joins `group` subscribed to `topic`.
     pub fn start(bootstrap: &str, group: &str, topic: &str, assignor: &str) -> SluiceMember {
-        let config = ConsumerConfig::from_properties(group_properties(bootstrap, group, assignor))
-            .expect("valid consumer properties");
+        Self::start_with(bootstrap, group, topic, assignor, &[])
+    }
+
+    /// Joins `group` subscribed to `topic`, with `extra` consumer properties on top of the
+    /// harness's (a later value of a property wins).
+    pub fn start_with(
+        bootstrap: &str,
+        group: &str,
+        topic: &str,
+        assignor: &str,
+        extra: &[(&'static str, &str)],
+    ) -> SluiceMember {
+        let mut properties = group_properties(bootstrap, group, assignor);
+        properties.extend_from_slice(extra);
+        let config =
+            ConsumerConfig::from_properties(properties).expect("valid consumer properties");
         let seen = Arc::new(Mutex::new(Seen::default()));
         let (stop, mut stopped) = watch::channel(false);
+        let (stall, mut stalls) = mpsc::unbounded_channel::<Duration>();
         let topic = topic.to_owned();
         let task = tokio::spawn({
             let seen = Arc::clone(&seen);
@@ -76,6 +113,7 @@ impl SluiceMember {
                 loop {
                     tokio::select! {
                         event = consumer.poll() => handle(&mut consumer, &seen, event.unwrap()).await,
+                        Some(pause) = stalls.recv() => tokio::time::sleep(pause).await,
                         _ = stopped.changed() => break,
                     }
                 }
@@ -104,12 +142,28 @@ impl SluiceMember {
                 seen.lock().unwrap().owned.clear();
             }
         });
-        SluiceMember { seen, stop, task }
+        SluiceMember {
+            seen,
+            stop,
+            stall,
+            task,
+        }
     }
 
     /// The partitions it owns now.
     pub fn owned(&self) -> BTreeSet<i32> {
         self.seen.lock().unwrap().owned.clone()
+    }
+
+    /// The partition changes it handled so far, numbered in the process-wide order.
+    pub fn changes(&self) -> Vec<(u64, Change)> {
+        self.seen.lock().unwrap().changes.clone()
+    }
+
+    /// Makes the member's task stop calling `poll` for `pause` (as an application stuck in
+    /// its processing would), from the moment it is between two events.
+    pub fn stall(&self, pause: Duration) {
+        self.stall.send(pause).unwrap();
     }
 
     /// What it read so far.
@@ -147,24 +201,28 @@ async fn handle(consumer: &mut GroupConsumer, seen: &Mutex<Seen>, event: GroupEv
             }
         }
         GroupEvent::Assigned(added) => {
-            seen.lock()
-                .unwrap()
-                .owned
-                .extend(added.iter().map(|(_, p)| *p));
+            let added: Vec<i32> = added.iter().map(|(_, p)| *p).collect();
+            let mut seen = seen.lock().unwrap();
+            seen.owned.extend(added.iter().copied());
+            seen.changes.push((next_seq(), Change::Assigned(added)));
         }
         GroupEvent::Revoked(gone) => {
             // Commit before the partitions go: the next owner starts here.
             consumer.commit().await.unwrap();
+            let gone: Vec<i32> = gone.iter().map(|(_, p)| *p).collect();
             let mut seen = seen.lock().unwrap();
-            for (_, p) in gone {
-                seen.owned.remove(&p);
+            for p in &gone {
+                seen.owned.remove(p);
             }
+            seen.changes.push((next_seq(), Change::Revoked(gone)));
         }
         GroupEvent::Lost(gone) => {
+            let gone: Vec<i32> = gone.iter().map(|(_, p)| *p).collect();
             let mut seen = seen.lock().unwrap();
-            for (_, p) in gone {
-                seen.owned.remove(&p);
+            for p in &gone {
+                seen.owned.remove(p);
             }
+            seen.changes.push((next_seq(), Change::Lost(gone)));
         }
     }
 }

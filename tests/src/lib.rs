@@ -14,6 +14,8 @@ mod proxy;
 mod rdkafka_peer;
 
 pub use broker::TestBroker;
-pub use group_members::{produce_values, read_counts, settle, RdkafkaMember, Seen, SluiceMember};
+pub use group_members::{
+    next_seq, produce_values, read_counts, settle, Change, RdkafkaMember, Seen, SluiceMember,
+};
 pub use proxy::{ByteRange, FaultProxy, ProxyStats};
 pub use rdkafka_peer::{create_topic_with_rdkafka, rdkafka_config};

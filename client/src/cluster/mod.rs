@@ -21,12 +21,11 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 pub use metadata::{BrokerInfo, PartitionInfo, Snapshot, TopicInfo};
-pub(crate) use pool::Backoff;
+pub(crate) use pool::{Backoff, Slot};
 
 use crate::config::SecurityConfig;
 use crate::conn::{ConnectOptions, Connection, Security};
 use crate::error::{Error, KafkaCode, Result};
-use pool::Slot;
 
 /// What the cluster layer needs from the client configuration.
 #[derive(Debug, Clone)]
@@ -348,6 +347,31 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// A connection slot of its own for broker `id` (a second TCP connection, apart from the
+    /// shared one of [`Cluster::connection`]): `current` if it still points at `id`'s address,
+    /// else a new one. Refreshes metadata once if `id` is unknown.
+    pub(crate) async fn own_slot(&self, id: i32, current: Option<Arc<Slot>>) -> Result<Arc<Slot>> {
+        let addr = |snapshot: &Snapshot| snapshot.brokers.get(&id).map(|b| b.addr.clone());
+        let addr = match addr(&self.snapshot()) {
+            Some(addr) => addr,
+            None => addr(&*self.refresh(&[]).await?).ok_or_else(|| {
+                Error::kafka(
+                    KafkaCode::BROKER_NOT_AVAILABLE,
+                    format!("broker {id} is not in the cluster metadata"),
+                )
+            })?,
+        };
+        Ok(match current {
+            Some(slot) if slot.addr() == addr => slot,
+            _ => Arc::new(Slot::new(addr)),
+        })
+    }
+
+    /// The live connection of a slot from [`Cluster::own_slot`], connecting if needed.
+    pub(crate) async fn connect_slot(&self, slot: &Slot) -> Result<Arc<Connection>> {
+        slot.get(&self.inner.connect, self.backoff()).await
     }
 
     /// Sends `request` to broker `id`.

@@ -186,7 +186,8 @@ impl GroupConsumer {
             consumer.cluster().clone(),
             &group_id,
             CoordinatorType::Group,
-        );
+        )
+        .with_own_connection();
         let client = config.client();
         let settings = Settings {
             session_timeout: config.session_timeout(),
@@ -307,7 +308,16 @@ impl GroupConsumer {
                 return Err(e);
             }
             self.maybe_auto_commit();
-            let need = self.shared.lock().need.take();
+            let need = {
+                // Taking the need starts the rejoin: from here an error about the generation
+                // being left must not ask for another one (see `request_rejoin`).
+                let mut st = self.shared.lock();
+                let need = st.need.take();
+                if need.is_some() {
+                    st.stable = false;
+                }
+                need
+            };
             if let Some(need) = need {
                 self.prepare_join(need).await;
                 continue;
@@ -322,6 +332,14 @@ impl GroupConsumer {
             if self.shared.lock().need.is_some() {
                 continue;
             }
+            // Waking up on our own while no data comes: waiting in `poll` is polling, so
+            // `last_poll` is refreshed within `max.poll.interval.ms` (else the heartbeat task
+            // would leave the group of a member that is only idle), and a due auto-commit
+            // runs (else what was read last before a quiet spell is never committed).
+            let mut wake_at = Instant::now() + self.shared.settings.max_poll_interval / 2;
+            if self.shared.settings.auto_commit.is_some() && self.shared.lock().stable {
+                wake_at = wake_at.min(self.next_auto_commit);
+            }
             tokio::select! {
                 batch = self.consumer.poll_batch() => {
                     let batch = batch?;
@@ -333,6 +351,7 @@ impl GroupConsumer {
                 }
                 () = &mut wake => {}
                 () = tokio::time::sleep_until(deadline.unwrap_or(far)) => return Ok(None),
+                () = tokio::time::sleep_until(wake_at) => {}
             }
         }
     }
@@ -780,10 +799,18 @@ fn flatten(partitions: &TopicPartitions) -> Vec<(String, i32)> {
         .collect()
 }
 
-/// Marks that the member must rejoin, unless the generation already moved on.
+/// Marks that the member must rejoin, unless the generation already moved on or a rejoin is
+/// already under way.
+///
+/// A member that is not stable is rejoining: an error about the generation it is leaving
+/// says nothing about the next one. Without that check this goes wrong: a heartbeat of
+/// generation 5 is in flight when the application starts rejoining; the coordinator moves to
+/// generation 6 and answers the heartbeat ILLEGAL_GENERATION; the member's id still says 5
+/// (JoinGroup has not answered yet), so the error would mark generation 6 as lost as soon as
+/// it is joined, and the partitions just assigned would be handed out as `Lost`.
 fn request_rejoin(shared: &Shared, generation: i32, reason: Rejoin) {
     let mut st = shared.lock();
-    if st.id.generation == generation && st.need.is_none() {
+    if st.stable && st.id.generation == generation && st.need.is_none() {
         st.need = Some(Need::Rejoin(reason));
         st.stable = false;
         drop(st);

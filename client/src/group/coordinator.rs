@@ -6,14 +6,23 @@
 //! up again (FindCoordinator) before the next attempt. Each API puts its error codes in its
 //! own place, so retrying is the caller's job: [`Coordinator::on_error`] says what a code
 //! means for the cached coordinator.
+//!
+//! A group member talks to its coordinator over a connection of its own
+//! ([`Coordinator::with_own_connection`]), as Java's consumer does. A broker answers one
+//! connection's requests in order, so on the shared connection a Heartbeat, LeaveGroup or
+//! JoinGroup waited behind the consumer's fetch to the same broker (parked up to
+//! `fetch.max.wait.ms` on a quiet topic, per request), and a JoinGroup the coordinator holds
+//! for a whole rebalance stalled the fetches to that broker (the partitions a cooperative
+//! member keeps reading during a rebalance).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::{Request, StrBytes};
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Slot};
+use crate::conn::Connection;
 use crate::error::{Error, KafkaCode, Result};
 
 /// What a coordinator coordinates (FindCoordinator's `key_type`).
@@ -31,7 +40,12 @@ pub(crate) struct Coordinator {
     key: String,
     kind: CoordinatorType,
     node: Mutex<Option<i32>>,
+    /// With its own connection: the slot of it, once a request was sent.
+    own: Option<Mutex<Option<OwnSlot>>>,
 }
+
+/// The coordinator a connection of its own goes to, and its slot.
+type OwnSlot = (i32, Arc<Slot>);
 
 impl Coordinator {
     pub(crate) fn new(cluster: Cluster, key: &str, kind: CoordinatorType) -> Self {
@@ -40,7 +54,15 @@ impl Coordinator {
             key: key.to_owned(),
             kind,
             node: Mutex::new(None),
+            own: None,
         }
+    }
+
+    /// Sends over a connection of its own instead of the cluster's shared connection to the
+    /// coordinator (see the module docs).
+    pub(crate) fn with_own_connection(mut self) -> Self {
+        self.own = Some(Mutex::new(None));
+        self
     }
 
     /// The key (group id or transactional id).
@@ -92,7 +114,7 @@ impl Coordinator {
     ) -> Result<R::Response> {
         let node = self.node().await?;
         let result = async {
-            let conn = self.cluster.connection(node).await?;
+            let conn = self.connection(node).await?;
             let version = conn.version_of::<R>()?;
             let request = build(version)?;
             conn.send_at(&request, version, timeout).await
@@ -104,6 +126,20 @@ impl Coordinator {
             }
         }
         result
+    }
+
+    /// The connection requests to coordinator `node` go over.
+    async fn connection(&self, node: i32) -> Result<Arc<Connection>> {
+        let Some(own) = &self.own else {
+            return self.cluster.connection(node).await;
+        };
+        let current = lock(own)
+            .as_ref()
+            .filter(|(n, _)| *n == node)
+            .map(|(_, slot)| Arc::clone(slot));
+        let slot = self.cluster.own_slot(node, current).await?;
+        *lock(own) = Some((node, Arc::clone(&slot)));
+        self.cluster.connect_slot(&slot).await
     }
 
     async fn find(&self) -> Result<i32> {
@@ -149,10 +185,14 @@ impl Coordinator {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<i32>> {
-        self.node
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.node)
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// FindCoordinator for one key: `coordinator_keys` from v4 (KIP-699), `key` before.
