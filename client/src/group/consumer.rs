@@ -288,7 +288,8 @@ impl GroupConsumer {
 
     /// Like [`poll`](Self::poll), but returns `None` if no batch or partition change came
     /// within `max_wait`. A rebalance under way runs to its end first, whatever the limit
-    /// (Java's `poll(Duration)` does the same).
+    /// (Java's eager `poll(Duration)` does the same; its cooperative one keeps handing out
+    /// records while a rebalance waits on other members, which this does not yet do).
     pub async fn poll_for(&mut self, max_wait: Duration) -> Result<Option<GroupEvent>> {
         self.poll_until(Some(Instant::now() + max_wait)).await
     }
