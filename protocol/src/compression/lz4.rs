@@ -300,7 +300,10 @@ fn scan(input: &[u8], mut pos: usize) -> Result<Frame> {
 }
 
 /// Decodes one block to `out[len..]` and returns the new output length.
-#[inline]
+///
+/// Never inlined: inlined into the frame loop, lz4_flex's decoder loop had too few registers
+/// and decoded ~25% slower than called on its own (the codec benchmark's floor).
+#[inline(never)]
 fn decode_block(
     input: &[u8],
     block: Block,

@@ -199,25 +199,67 @@ impl<'a> Reader<'a> {
 /// the most mispredicted instruction of a batch walk.
 #[inline(always)]
 pub(crate) fn fast_varint(data: &[u8], pos: &mut usize, max_bytes: u32) -> Option<i64> {
+    let raw = fast_raw_varint(data, pos, max_bytes)?;
+    Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+}
+
+/// Like [`fast_varint`] for a length, where only -1 (null) of the negative values is valid:
+/// `Some(Some(len))`, `Some(None)` for null, `None` for anything else. Lengths skip the zigzag
+/// decode: on the path from one length to the next field's position, it cost more than
+/// testing the sign bit.
+#[inline(always)]
+pub(crate) fn fast_length(data: &[u8], pos: &mut usize) -> Option<Option<usize>> {
+    let start = *pos;
+    let b0 = *data.get(start)?;
+    // Zigzag: bit 0 is the sign, so a valid length is even and -1 is 1.
+    if b0 < 0x80 {
+        *pos = start + 1;
+        return match b0 {
+            1 => Some(None),
+            b if b & 1 == 0 => Some(Some(usize::from(b >> 1))),
+            _ => None,
+        };
+    }
+    let b1 = *data.get(start + 1)?;
+    if b1 < 0x80 && b0 & 1 == 0 {
+        *pos = start + 2;
+        // The length itself, shifted into place without decoding the zigzag first.
+        return Some(Some(usize::from((b0 & 0x7f) >> 1) | (usize::from(b1) << 6)));
+    }
+    let raw = fast_raw_varint(data, pos, 5)?;
+    match raw {
+        1 => Some(None),
+        r if r & 1 == 0 => Some(Some((r >> 1) as usize)),
+        _ => None,
+    }
+}
+
+/// The unsigned base-128 varint at `*pos`, not zigzag-decoded.
+#[inline(always)]
+fn fast_raw_varint(data: &[u8], pos: &mut usize, max_bytes: u32) -> Option<u64> {
     let start = *pos;
     let b0 = *data.get(start)?;
     if b0 < 0x80 {
         *pos = start + 1;
-        return Some(i64::from(b0 >> 1) ^ -i64::from(b0 & 1));
+        return Some(u64::from(b0));
     }
     let b1 = *data.get(start + 1)?;
     if b1 < 0x80 {
-        let value = u64::from(b0 & 0x7f) | (u64::from(b1) << 7);
         *pos = start + 2;
-        return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+        return Some(u64::from(b0 & 0x7f) | (u64::from(b1) << 7));
     }
-    long_varint(data, pos, max_bytes)
+    let (raw, end) = long_varint(data, start, max_bytes)?;
+    *pos = end;
+    Some(raw)
 }
 
+/// The loop for varints of three bytes or more. It takes and returns the position by value:
+/// taking `&mut usize` made the caller keep its position in memory for the whole record walk,
+/// a store and a reload around every field.
 #[cold]
 #[inline(never)]
-fn long_varint(data: &[u8], pos: &mut usize, max_bytes: u32) -> Option<i64> {
-    let mut i = *pos;
+fn long_varint(data: &[u8], start: usize, max_bytes: u32) -> Option<(u64, usize)> {
+    let mut i = start;
     let mut value: u64 = 0;
     let mut shift = 0;
     loop {
@@ -232,16 +274,10 @@ fn long_varint(data: &[u8], pos: &mut usize, max_bytes: u32) -> Option<i64> {
             return None;
         }
     }
-    finish_varint(value, pos, i, max_bytes)
-}
-
-#[inline(always)]
-fn finish_varint(value: u64, pos: &mut usize, end: usize, max_bytes: u32) -> Option<i64> {
     if max_bytes <= 5 && value > u64::from(u32::MAX) {
         return None;
     }
-    *pos = end;
-    Some(((value >> 1) as i64) ^ -((value & 1) as i64))
+    Some((value, i))
 }
 
 /// Skips a varint-prefixed byte string at `*pos` (-1 is null when `nullable`), returning it.
@@ -251,12 +287,11 @@ pub(crate) fn fast_bytes<'a>(
     pos: &mut usize,
     nullable: bool,
 ) -> Option<Option<&'a [u8]>> {
-    let len = fast_varint(data, pos, 5)?;
-    if len < 0 {
-        return (len == -1 && nullable).then_some(None);
-    }
+    let Some(len) = fast_length(data, pos)? else {
+        return nullable.then_some(None);
+    };
     let start = *pos;
-    let end = start.checked_add(len as usize)?;
+    let end = start.checked_add(len)?;
     let bytes = data.get(start..end)?;
     *pos = end;
     Some(Some(bytes))
@@ -312,6 +347,26 @@ mod tests {
                     if fast.is_some() {
                         assert_eq!(pos, len);
                     }
+                }
+            }
+        }
+        // Lengths: the checked reader's nullable_bytes rules (-1 null, other negatives bad).
+        for v in (-300i64..300).chain([8191, 8192, i32::MAX as i64, i32::MIN as i64]) {
+            for pad in [0usize, 3] {
+                let mut buf = Vec::new();
+                put_varint(&mut buf, v);
+                let len = buf.len();
+                buf.extend(std::iter::repeat_n(0x80, pad));
+                let mut pos = 0;
+                let fast = fast_length(&buf, &mut pos);
+                let checked = Reader::new(&buf, 0).varint("v").ok().and_then(|n| match n {
+                    -1 => Some(None),
+                    n if n >= 0 => Some(Some(n as usize)),
+                    _ => None,
+                });
+                assert_eq!(fast, checked, "length {v} pad {pad}");
+                if fast.is_some() {
+                    assert_eq!(pos, len, "length {v}");
                 }
             }
         }
