@@ -206,13 +206,13 @@ impl Values {
 }
 
 /// A progress bar fed by a counter from a ticker task, so the hot loop only bumps an atomic.
-struct Progress {
+pub(crate) struct Progress {
     bar: ProgressBar,
     ticker: tokio::task::JoinHandle<()>,
 }
 
 impl Progress {
-    fn start(total: u64, done: Arc<AtomicU64>) -> Self {
+    pub(crate) fn start(total: u64, done: Arc<AtomicU64>) -> Self {
         let target = if io::stderr().is_terminal() {
             ProgressDrawTarget::stderr()
         } else {
@@ -235,7 +235,7 @@ impl Progress {
         Progress { bar, ticker }
     }
 
-    fn finish(self) {
+    pub(crate) fn finish(self) {
         self.ticker.abort();
         self.bar.finish_and_clear();
     }

@@ -18,6 +18,8 @@
 //! a newer incarnation) ends the command with an error.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -81,11 +83,66 @@ impl Map {
 }
 
 pub(crate) async fn run(args: &Args) -> Result<(), CliError> {
+    let job = Job {
+        properties: args.broker.all_properties(),
+        from: args.from.clone(),
+        to: args.to.clone(),
+        group: args.group.clone(),
+        transactional_id: args.transactional_id.clone(),
+        map: args.map,
+        commit_interval: Duration::from_millis(args.commit_interval_ms.max(1)),
+        stop: match args.idle_exit_ms {
+            Some(ms) => Stop::Idle(Duration::from_millis(ms)),
+            None => Stop::Never,
+        },
+    };
+    run_job(job, None).await.map(|_| ())
+}
+
+/// When a copy stops.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Stop {
+    /// Never (until killed).
+    Never,
+    /// After this long without input, with nothing left to commit.
+    Idle(Duration),
+    /// Once this many records are copied and committed.
+    Count(u64),
+}
+
+/// One exactly-once copy.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    /// Client properties (`-b` and `-X`), split between consumer and producer.
+    pub(crate) properties: Vec<(String, String)>,
+    pub(crate) from: String,
+    pub(crate) to: String,
+    pub(crate) group: String,
+    pub(crate) transactional_id: String,
+    pub(crate) map: Map,
+    pub(crate) commit_interval: Duration,
+    pub(crate) stop: Stop,
+}
+
+/// What a copy did.
+#[derive(Debug, Clone)]
+pub(crate) struct Copied {
+    /// Records copied in committed transactions.
+    pub(crate) records: u64,
+    /// The producer's transaction counters.
+    pub(crate) metrics: Option<sluice_client::txn::TxnMetrics>,
+}
+
+/// Runs `job`; `progress` counts the records copied in committed transactions.
+pub(crate) async fn run_job(
+    job: Job,
+    progress: Option<Arc<AtomicU64>>,
+) -> Result<Copied, CliError> {
     // `-X` properties go to whichever of the consumer and the producer takes them (both for
     // client settings); one neither takes is an error from the consumer's config.
     let (mut consumer_properties, mut producer_properties): (Vec<_>, Vec<_>) =
         (Vec::new(), Vec::new());
-    for (name, value) in args.broker.all_properties() {
+    for (name, value) in job.properties.iter().cloned() {
         match property_scope(&name) {
             PropertyScope::Producer => producer_properties.push((name, value)),
             PropertyScope::Consumer | PropertyScope::Unknown => {
@@ -98,28 +155,34 @@ pub(crate) async fn run(args: &Args) -> Result<(), CliError> {
         }
     }
     consumer_properties.extend([
-        ("group.id".to_owned(), args.group.clone()),
+        ("group.id".to_owned(), job.group.clone()),
         ("isolation.level".to_owned(), "read_committed".to_owned()),
         ("enable.auto.commit".to_owned(), "false".to_owned()),
         ("auto.offset.reset".to_owned(), "earliest".to_owned()),
     ]);
-    producer_properties.push(("transactional.id".to_owned(), args.transactional_id.clone()));
+    producer_properties.push(("transactional.id".to_owned(), job.transactional_id.clone()));
     let mut consumer =
         GroupConsumer::new(ConsumerConfig::from_properties(consumer_properties)?).await?;
     let producer = Producer::new(ProducerConfig::from_properties(producer_properties)?).await?;
     producer.init_transactions().await?;
-    consumer.subscribe(&[args.from.as_str()]);
+    consumer.subscribe(&[job.from.as_str()]);
 
     let mut copy = Copy {
         producer,
-        to: args.to.clone(),
-        map: args.map,
+        to: job.to.clone(),
+        map: job.map,
         open: None,
         offsets: BTreeMap::new(),
         deliveries: Vec::new(),
+        pending: 0,
+        copied: 0,
+        progress,
     };
-    let interval = Duration::from_millis(args.commit_interval_ms.max(1));
-    let idle_exit = args.idle_exit_ms.map(Duration::from_millis);
+    let interval = job.commit_interval;
+    let idle_exit = match job.stop {
+        Stop::Idle(idle) => Some(idle),
+        Stop::Never | Stop::Count(_) => None,
+    };
     let mut last_input = Instant::now();
     loop {
         let wait = match copy.open {
@@ -141,7 +204,10 @@ pub(crate) async fn run(args: &Args) -> Result<(), CliError> {
                         .map(|h| (String::from_utf8_lossy(&h.key).into_owned(), h.value))
                         .collect();
                     match copy.producer.send(out).await {
-                        Ok(delivery) => copy.deliveries.push(delivery),
+                        Ok(delivery) => {
+                            copy.deliveries.push(delivery);
+                            copy.pending += 1;
+                        }
                         Err(e) if e.error.is_fatal() => return Err(e.error.into()),
                         // An earlier record of the transaction failed: abort, rewind, go on.
                         Err(e) => {
@@ -171,13 +237,24 @@ pub(crate) async fn run(args: &Args) -> Result<(), CliError> {
         if copy.open.is_some_and(|opened| opened.elapsed() >= interval) {
             copy.commit(&mut consumer).await?;
         }
+        if let Stop::Count(n) = job.stop {
+            if copy.copied + copy.pending >= n && copy.open.is_some() {
+                copy.commit(&mut consumer).await?;
+            }
+            if copy.copied >= n {
+                break;
+            }
+        }
         if copy.open.is_none() && idle_exit.is_some_and(|idle| last_input.elapsed() >= idle) {
             break;
         }
     }
     consumer.close().await?;
     copy.producer.close().await;
-    Ok(())
+    Ok(Copied {
+        records: copy.copied,
+        metrics: copy.producer.transaction_metrics(),
+    })
 }
 
 /// The transaction in progress.
@@ -190,6 +267,11 @@ struct Copy {
     /// The next input offset per partition, committed with the transaction.
     offsets: BTreeMap<(String, i32), i64>,
     deliveries: Vec<DeliveryFuture>,
+    /// Records sent in the open transaction.
+    pending: u64,
+    /// Records in committed transactions.
+    copied: u64,
+    progress: Option<Arc<AtomicU64>>,
 }
 
 impl Copy {
@@ -224,6 +306,10 @@ impl Copy {
                 self.finish_deliveries().await;
                 self.open = None;
                 self.offsets.clear();
+                self.copied += std::mem::take(&mut self.pending);
+                if let Some(progress) = &self.progress {
+                    progress.store(self.copied, Ordering::Relaxed);
+                }
                 Ok(())
             }
             Err(e) if e.is_fatal() => Err(e.into()),
@@ -241,6 +327,7 @@ impl Copy {
         }
         self.finish_deliveries().await;
         self.offsets.clear();
+        self.pending = 0;
         let owned = consumer.assignment();
         let committed = consumer.committed(&owned).await?;
         for (topic, partition) in owned {

@@ -6,6 +6,7 @@ mod consume;
 mod consume_group;
 mod copy;
 mod deliveries;
+mod demo;
 mod dump;
 mod flags;
 mod group;
@@ -29,6 +30,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The whole pipeline with nothing installed: an embedded cluster, a click stream, an
+    /// exactly-once copy, and a check of the result.
+    Demo(demo::Args),
     /// Decode a file of record batches (a Kafka `.log` segment) to JSON lines.
     Dump(dump::Args),
     /// List brokers, topics and partitions.
@@ -62,6 +66,7 @@ pub(crate) enum CliError {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(&args))),
         Command::Dump(args) => dump::run(&args).map_err(CliError::from),
         Command::Metadata(args) => runtime().and_then(|rt| rt.block_on(metadata::run(&args))),
         Command::Produce(args) => runtime().and_then(|rt| rt.block_on(produce::run(&args))),
