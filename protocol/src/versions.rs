@@ -90,9 +90,11 @@ pub const SUPPORTED: &[ApiRange] = &[
     // Fencing by group generation and member id (KIP-447), which exactly-once checkpoints rely
     // on, needs v3+.
     range(ApiKey::TxnOffsetCommit, 3, 5),
-    // v5 bumps the producer epoch at the end of every transaction (KIP-890 part 2): the
-    // response carries the new epoch, which the next transaction must use.
-    range(ApiKey::EndTxn, 0, 5),
+    // v5 belongs to transactions v2 (KIP-890 part 2: the epoch bumps at every end, partitions
+    // join implicitly), which sluice's transaction manager does not implement yet: it runs the
+    // v1 flow (explicit AddPartitionsToTxn), so it stops at v4. Neither Tansu nor the mock
+    // offers v2 to test against.
+    range(ApiKey::EndTxn, 0, 4),
     range(ApiKey::CreateTopics, 2, 7),
     range(ApiKey::DeleteTopics, 1, 6),
     range(ApiKey::CreatePartitions, 0, 3),
