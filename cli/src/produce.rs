@@ -7,6 +7,10 @@
 //! `-H name=value` adds a header to every record, in the order given (`-H name` alone: a null
 //! value). Lines are bytes: nothing needs to be UTF-8.
 //!
+//! With `--transactional-id ID` the records are written in transactions of `--txn-size N`
+//! records, each committed before the next begins (the last one at the end of input); a
+//! failure aborts the open transaction.
+//!
 //! Like kcat the command is quiet, and it exits only once every record is acknowledged or
 //! failed. Any failure (a record refused at `send`, or a delivery that failed) stops reading,
 //! waits for what was already sent, prints one line and exits non-zero. `-v` prints how many
@@ -48,6 +52,13 @@ pub(crate) struct Args {
     /// Print the number of records delivered to stderr at the end.
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
+    /// Write in transactions under this transactional id (read_committed readers see the
+    /// records only once their transaction commits).
+    #[arg(long = "transactional-id", value_name = "ID")]
+    transactional_id: Option<String>,
+    /// With --transactional-id: commit every N records (and at the end of input).
+    #[arg(long = "txn-size", value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    txn_size: u64,
 }
 
 /// The producer's config: `-b`, then `-X`, then `-z` (so `-z` wins over `-X
@@ -81,9 +92,20 @@ impl Args {
 }
 
 pub(crate) async fn run(args: &Args) -> Result<(), CliError> {
-    let config = producer_config(&args.broker, args.compression)?;
+    let mut broker = args.broker.clone();
+    if let Some(id) = &args.transactional_id {
+        broker
+            .properties
+            .push(("transactional.id".into(), id.clone()));
+    }
+    let config = producer_config(&broker, args.compression)?;
     let producer = Producer::new(config).await?;
     check_topic(&producer, &args.topic, args.partition).await?;
+    let transactional = args.transactional_id.is_some();
+    if transactional {
+        producer.init_transactions().await?;
+    }
+    let mut in_transaction: u64 = 0;
     let deliveries = Deliveries::start();
     let mut input = BufReader::with_capacity(1 << 16, tokio::io::stdin());
     let mut sent: u64 = 0;
@@ -104,6 +126,9 @@ pub(crate) async fn run(args: &Args) -> Result<(), CliError> {
         if line.is_empty() {
             continue;
         }
+        if transactional && in_transaction == 0 {
+            producer.begin_transaction()?;
+        }
         match producer.send(args.record(Bytes::from(line))).await {
             Ok(delivery) => deliveries.push(delivery),
             Err(refused) => {
@@ -119,6 +144,21 @@ pub(crate) async fn run(args: &Args) -> Result<(), CliError> {
         sent += 1;
         if deliveries.has_failed() {
             break;
+        }
+        if transactional {
+            in_transaction += 1;
+            if in_transaction == args.txn_size {
+                producer.commit_transaction().await?;
+                in_transaction = 0;
+            }
+        }
+    }
+    // The last, partial transaction: committed if everything went well, else aborted.
+    if transactional && in_transaction > 0 {
+        if stopped.is_none() && !deliveries.has_failed() {
+            producer.commit_transaction().await?;
+        } else {
+            producer.abort_transaction().await?;
         }
     }
     // Sends what is batched and waits for every record to be acknowledged or to fail (at
