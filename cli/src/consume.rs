@@ -169,8 +169,9 @@ pub(crate) async fn run(args: &Args) -> Result<(), CliError> {
     let config = ConsumerConfig::from_properties(properties)?;
     let cluster = Cluster::connect(ClusterOptions::from_client(config.client())).await?;
     let partitions = topic_partitions(&cluster, topic, args.partition).await?;
+    let admin = Admin::with_cluster(cluster, AdminConfig::from(config.client().clone()));
     let lookup = Lookup {
-        admin: Admin::with_cluster(cluster, AdminConfig::from(config.client().clone())),
+        admin: &admin,
         topic,
         partitions: &partitions,
         isolation: config.isolation_level(),
@@ -256,17 +257,17 @@ fn offset(start: Start) -> Offset {
     }
 }
 
-/// ListOffsets for the partitions being read.
-struct Lookup<'a> {
-    admin: Admin,
-    topic: &'a str,
-    partitions: &'a [i32],
-    isolation: IsolationLevel,
+/// ListOffsets for some partitions of one topic.
+pub(crate) struct Lookup<'a> {
+    pub(crate) admin: &'a Admin,
+    pub(crate) topic: &'a str,
+    pub(crate) partitions: &'a [i32],
+    pub(crate) isolation: IsolationLevel,
 }
 
 impl Lookup<'_> {
     /// One offset of each partition, by partition.
-    async fn offsets(&self, spec: OffsetSpec) -> Result<HashMap<i32, i64>, CliError> {
+    pub(crate) async fn offsets(&self, spec: OffsetSpec) -> Result<HashMap<i32, i64>, CliError> {
         let asked: Vec<(&str, i32, OffsetSpec)> = self
             .partitions
             .iter()

@@ -10,6 +10,7 @@ use sluice_client::config::{AdminConfig, IsolationLevel};
 use sluice_client::group::OffsetToCommit;
 
 use crate::connect::{topic_partitions, BrokerArgs};
+use crate::consume::Lookup;
 use crate::CliError;
 
 /// Arguments of `sluice group`.
@@ -206,76 +207,34 @@ async fn reset(
         )));
     }
     let partitions = topic_partitions(admin.cluster(), topic, None).await?;
-    let offsets: Vec<OffsetToCommit> = match to {
-        // Clamped into each partition's log, as kafka-consumer-groups.sh does.
-        Target::Offset(offset) => {
-            let bound = |spec| {
-                let asked: Vec<(&str, i32, OffsetSpec)> =
-                    partitions.iter().map(|p| (topic, *p, spec)).collect();
-                let admin = &admin;
-                async move {
-                    Ok::<BTreeMap<i32, i64>, CliError>(
-                        admin
-                            .list_offsets(&asked, IsolationLevel::ReadUncommitted)
-                            .await
-                            .into_result()?
-                            .into_iter()
-                            .map(|((_, p), l)| (p, l.offset))
-                            .collect(),
-                    )
-                }
-            };
-            let earliest = bound(OffsetSpec::Earliest).await?;
-            let latest = bound(OffsetSpec::Latest).await?;
-            partitions
-                .iter()
-                .map(|p| {
-                    let low = earliest.get(p).copied().unwrap_or(0);
-                    let high = latest.get(p).copied().unwrap_or(offset).max(low);
-                    OffsetToCommit::new(topic, *p, offset.clamp(low, high))
-                })
-                .collect()
-        }
-        Target::Earliest | Target::Latest | Target::Timestamp(_) => {
-            let spec = match to {
-                Target::Earliest => OffsetSpec::Earliest,
-                Target::Timestamp(t) => OffsetSpec::Timestamp(t),
-                _ => OffsetSpec::Latest,
-            };
-            let asked: Vec<(&str, i32, OffsetSpec)> =
-                partitions.iter().map(|p| (topic, *p, spec)).collect();
-            // By time, a partition with no record that late moves to its end (as Java does).
-            let latest: BTreeMap<i32, i64> = if matches!(to, Target::Timestamp(_)) {
-                let asked: Vec<(&str, i32, OffsetSpec)> = partitions
-                    .iter()
-                    .map(|p| (topic, *p, OffsetSpec::Latest))
-                    .collect();
-                admin
-                    .list_offsets(&asked, IsolationLevel::ReadUncommitted)
-                    .await
-                    .into_result()?
-                    .into_iter()
-                    .map(|((_, p), l)| (p, l.offset))
-                    .collect()
-            } else {
-                BTreeMap::new()
-            };
-            admin
-                .list_offsets(&asked, IsolationLevel::ReadUncommitted)
-                .await
-                .into_result()?
-                .into_iter()
-                .map(|((t, p), listed)| {
-                    let offset = if listed.offset < 0 {
-                        latest.get(&p).copied().unwrap_or(0)
-                    } else {
-                        listed.offset
-                    };
-                    OffsetToCommit::new(t, p, offset)
-                })
-                .collect()
-        }
+    let lookup = Lookup {
+        admin: &admin,
+        topic,
+        partitions: &partitions,
+        isolation: IsolationLevel::ReadUncommitted,
     };
+    // Every target ends up within [earliest, latest], as kafka-consumer-groups.sh does: an
+    // offset is clamped, and by time a partition with no record that late moves to its end.
+    let earliest = lookup.offsets(OffsetSpec::Earliest).await?;
+    let latest = lookup.offsets(OffsetSpec::Latest).await?;
+    let wanted = match to {
+        Target::Earliest => earliest.clone(),
+        Target::Latest => latest.clone(),
+        Target::Timestamp(t) => lookup.offsets(OffsetSpec::Timestamp(t)).await?,
+        Target::Offset(offset) => partitions.iter().map(|p| (*p, offset)).collect(),
+    };
+    let offsets: Vec<OffsetToCommit> = partitions
+        .iter()
+        .map(|p| {
+            let low = earliest.get(p).copied().unwrap_or(0);
+            let high = latest.get(p).copied().unwrap_or(low).max(low);
+            let offset = match wanted.get(p).copied() {
+                Some(o) if o >= 0 => o.clamp(low, high),
+                _ => high,
+            };
+            OffsetToCommit::new(topic, *p, offset)
+        })
+        .collect();
     let mut out = io::stdout().lock();
     for o in &offsets {
         writeln!(out, "{}\t{}\t{}", o.topic, o.partition, o.offset)?;
