@@ -30,6 +30,9 @@ use crate::error::{Error, KafkaCode, Result};
 /// highest one, as the Java client does: v1 owned partitions, v2 generation, v3 rack).
 const PROTOCOL_VERSION: i16 = 3;
 
+/// topic -> partition -> (next offset, leader epoch) of what was handed out.
+type Consumed = HashMap<String, HashMap<i32, (i64, Option<i32>)>>;
+
 /// What [`GroupConsumer::poll`] hands out: records, or a change of the member's partitions.
 #[derive(Debug)]
 pub enum GroupEvent {
@@ -157,7 +160,9 @@ pub struct GroupConsumer {
     topics: BTreeSet<String>,
     owned: TopicPartitions,
     /// The next offset to commit per partition: after the last record handed out.
-    consumed: HashMap<(String, i32), (i64, Option<i32>)>,
+    /// topic -> partition -> (next offset, leader epoch); by topic so that recording a batch
+    /// allocates nothing once its topic is known.
+    consumed: Consumed,
     events: VecDeque<GroupEvent>,
     /// A join is due once the events before it are handed out.
     join_due: bool,
@@ -344,10 +349,7 @@ impl GroupConsumer {
             tokio::select! {
                 batch = self.consumer.poll_batch() => {
                     let batch = batch?;
-                    self.consumed.insert(
-                        (batch.topic().to_owned(), batch.partition()),
-                        (batch.next_offset(), Some(batch.batch().partition_leader_epoch()).filter(|e| *e >= 0)),
-                    );
+                    record_consumed(&mut self.consumed, &batch);
                     return Ok(Some(GroupEvent::Batch(batch)));
                 }
                 () = &mut wake => {}
@@ -453,7 +455,7 @@ impl GroupConsumer {
         wanted
             .iter()
             .filter_map(|key| {
-                let &(offset, leader_epoch) = self.consumed.get(key)?;
+                let &(offset, leader_epoch) = self.consumed.get(&key.0)?.get(&key.1)?;
                 Some(OffsetToCommit {
                     topic: key.0.clone(),
                     partition: key.1,
@@ -550,7 +552,9 @@ impl GroupConsumer {
                     self.owned.remove(topic);
                 }
             }
-            self.consumed.remove(&(topic.clone(), *partition));
+            if let Some(partitions) = self.consumed.get_mut(topic) {
+                partitions.remove(partition);
+            }
         }
         let keep = flatten(&self.owned)
             .into_iter()
@@ -790,6 +794,22 @@ impl Drop for GroupConsumer {
     fn drop(&mut self) {
         self.shared.lock().closed = true;
         self.heartbeat.abort();
+    }
+}
+
+/// Notes that the records of `batch` are handed out: the offset after it is what a commit
+/// of its partition stores.
+fn record_consumed(consumed: &mut Consumed, batch: &FetchedBatch) {
+    let epoch = Some(batch.batch().partition_leader_epoch()).filter(|e| *e >= 0);
+    let entry = (batch.next_offset(), epoch);
+    match consumed.get_mut(batch.topic()) {
+        Some(partitions) => {
+            partitions.insert(batch.partition(), entry);
+        }
+        None => {
+            let partitions = HashMap::from([(batch.partition(), entry)]);
+            consumed.insert(batch.topic().to_owned(), partitions);
+        }
     }
 }
 
