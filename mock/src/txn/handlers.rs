@@ -132,17 +132,15 @@ pub(super) fn add_partitions_to_txn(
             .collect(),
         ..Members::default()
     };
-    let outcome = check_transactional_id(transactional_id)
-        .and_then(|()| check_coordinator(&state, ctx, transactional_id))
-        .and_then(|()| {
-            state.txns.add(
-                transactional_id,
-                request.v3_and_below_producer_id.0,
-                request.v3_and_below_producer_epoch,
-                members,
-                now_ms(),
-            )
-        });
+    let outcome = check_request(&state, ctx, transactional_id).and_then(|()| {
+        state.txns.add(
+            transactional_id,
+            request.v3_and_below_producer_id.0,
+            request.v3_and_below_producer_epoch,
+            members,
+            now_ms(),
+        )
+    });
     drop(state);
     let code = match outcome {
         Ok(()) => 0,
@@ -188,17 +186,15 @@ pub(super) fn add_offsets_to_txn(
         groups: [request.group_id.to_string()].into(),
         ..Members::default()
     };
-    let outcome = check_transactional_id(transactional_id)
-        .and_then(|()| check_coordinator(&state, ctx, transactional_id))
-        .and_then(|()| {
-            state.txns.add(
-                transactional_id,
-                request.producer_id.0,
-                request.producer_epoch,
-                members,
-                now_ms(),
-            )
-        });
+    let outcome = check_request(&state, ctx, transactional_id).and_then(|()| {
+        state.txns.add(
+            transactional_id,
+            request.producer_id.0,
+            request.producer_epoch,
+            members,
+            now_ms(),
+        )
+    });
     drop(state);
     AddOffsetsToTxnResponse::default().with_error_code(match outcome {
         Ok(()) => 0,
@@ -213,16 +209,14 @@ pub(super) fn end_txn(
 ) -> EndTxnResponse {
     let transactional_id: &str = &request.transactional_id;
     let mut state = shared.lock();
-    let outcome = check_transactional_id(transactional_id)
-        .and_then(|()| check_coordinator(&state, ctx, transactional_id))
-        .and_then(|()| {
-            state.txns.end(
-                transactional_id,
-                request.producer_id.0,
-                request.producer_epoch,
-                request.committed,
-            )
-        });
+    let outcome = check_request(&state, ctx, transactional_id).and_then(|()| {
+        state.txns.end(
+            transactional_id,
+            request.producer_id.0,
+            request.producer_epoch,
+            request.committed,
+        )
+    });
     let code = match outcome {
         Ok(Some(markers)) => {
             // Markers are written before the answer (Kafka answers once PrepareCommit is
@@ -483,6 +477,16 @@ pub(super) fn write_markers(state: &mut State, markers: Markers) {
             .complete_txn(group, markers.producer_id, markers.commit);
     }
     state.txns.markers_written(&markers.transactional_id);
+}
+
+/// A transactional id that names a transaction this broker coordinates.
+fn check_request(
+    state: &State,
+    ctx: &Context,
+    transactional_id: &str,
+) -> Result<(), ResponseError> {
+    check_transactional_id(transactional_id)?;
+    check_coordinator(state, ctx, transactional_id)
 }
 
 /// NOT_COORDINATOR unless this broker coordinates `transactional_id`.
