@@ -20,7 +20,7 @@ use sluice_client::consumer::{Consumer, Offset};
 use sluice_client::group::{GroupMetadata, OffsetToCommit};
 use sluice_client::producer::{Producer, ProducerRecord};
 use sluice_client::txn::TxnState;
-use sluice_mock::{MockCluster, MockConfig};
+use sluice_mock::{ApiKey, MockCluster, MockConfig};
 use sluice_tests::{create_topic_with_rdkafka, rdkafka_config, TestBroker};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -175,6 +175,53 @@ async fn an_open_transaction_holds_read_committed_readers_at_the_lso() {
     assert_eq!(
         sluice_read(&b, "lso", "read_committed", quiet).await,
         range(0..30)
+    );
+}
+
+/// The AddPartitionsToTxn round trip overlaps the batch's linger instead of following it: a
+/// partition joins the transaction at its first record, as in Java's producer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_joins_the_transaction_at_its_first_record() {
+    let cluster = MockCluster::start(MockConfig::with_brokers(1))
+        .await
+        .unwrap();
+    cluster.create_topic("early", 2);
+    let b = cluster.bootstrap();
+    let config = ProducerConfig::from_properties([
+        ("bootstrap.servers", b.as_str()),
+        ("transactional.id", "t-early"),
+        ("linger.ms", "60000"),
+    ])
+    .unwrap();
+    let producer = Producer::new(config).await.unwrap();
+    producer.init_transactions().await.unwrap();
+    producer.begin_transaction().unwrap();
+    let mut pending = Vec::new();
+    for partition in [0, 1] {
+        let record = ProducerRecord::new("early").value("v").partition(partition);
+        pending.push(producer.send(record).await.unwrap());
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cluster.requests_seen(ApiKey::AddPartitionsToTxn) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no AddPartitionsToTxn while the batches linger"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(cluster.requests_seen(ApiKey::Produce), 0, "still lingering");
+    // One request, or two if the sender woke between the two sends.
+    let added = cluster.requests_seen(ApiKey::AddPartitionsToTxn);
+    assert!((1..=2).contains(&added), "{added} AddPartitionsToTxn");
+    producer.commit_transaction().await.unwrap();
+    for delivery in pending {
+        delivery.await.unwrap();
+    }
+    assert_eq!(
+        cluster.requests_seen(ApiKey::AddPartitionsToTxn),
+        added,
+        "nothing left to add when the batches were sent"
     );
 }
 

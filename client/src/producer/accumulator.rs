@@ -101,6 +101,11 @@ impl PartitionQueue {
     fn is_empty(&self) -> bool {
         self.open.is_none() && self.ready.is_empty()
     }
+
+    /// The partition of the queue's records, if it has any (open or sealed).
+    pub(crate) fn partition(&self) -> Option<&TopicPartition> {
+        self.ready.front().or(self.open.as_ref()).map(|b| &b.tp)
+    }
 }
 
 /// One topic: its partitions' queues, its sticky choice and the metadata `send` uses.

@@ -241,7 +241,7 @@ impl Producer {
         tokio::task::coop::consume_budget().await;
         let inner = &*self.inner;
         if let Some(txn) = &inner.txn {
-            if let Err(error) = txn.start(TxnCall::Send) {
+            if let Err(error) = txn.start_send() {
                 return Err(SendError { error, record });
             }
         }

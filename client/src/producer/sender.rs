@@ -217,6 +217,16 @@ impl Sender {
                             break;
                         }
                     }
+                    // A transaction gets a partition at the partition's first record, not its
+                    // first sealed batch: the AddPartitionsToTxn round trip then overlaps the
+                    // batch's linger instead of following it (Java does the same).
+                    let mut unadded = false;
+                    if let (Some(txn), Some(tp)) = (&self.txn, queue.partition()) {
+                        if !txn.has_partition(&tp.topic, tp.partition) {
+                            to_add.push(tp.clone());
+                            unadded = true;
+                        }
+                    }
                     while queue.ready.front().is_some_and(|b| now >= b.deadline) {
                         expired.extend(queue.ready.pop_front());
                     }
@@ -232,13 +242,10 @@ impl Sender {
                         missing.insert(Arc::clone(&name));
                         continue;
                     };
-                    let tp = head.tp.clone();
-                    if let Some(txn) = &self.txn {
-                        if !txn.has_partition(&tp.topic, tp.partition) {
-                            to_add.push(tp);
-                            continue;
-                        }
+                    if unadded {
+                        continue;
                     }
+                    let tp = head.tp.clone();
                     let mut round = 0;
                     while let Some(head) = queue.ready.front_mut() {
                         if let Some(at) = head.retry_at.filter(|&at| at > now) {

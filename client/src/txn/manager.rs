@@ -8,6 +8,8 @@
 //! [`super::state::severity`] classifies them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -68,6 +70,35 @@ pub(crate) struct TransactionManager {
     cluster: Cluster,
     coordinator: Coordinator,
     inner: Mutex<Inner>,
+    /// Whether the state is InTransaction, mirrored on every unlock: `send` checks it per
+    /// record without taking the lock.
+    in_transaction: AtomicBool,
+}
+
+/// The locked state; unlocking refreshes [`TransactionManager::in_transaction`].
+struct Locked<'a> {
+    inner: MutexGuard<'a, Inner>,
+    in_transaction: &'a AtomicBool,
+}
+
+impl Deref for Locked<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.inner
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let open = *self.inner.machine.state() == TxnState::InTransaction;
+        self.in_transaction.store(open, Ordering::Release);
+    }
 }
 
 /// The outcome of one attempt at a request: done, or why to try again.
@@ -85,11 +116,15 @@ impl TransactionManager {
             settings,
             counters: Counters::default(),
             inner: Mutex::new(Inner::default()),
+            in_transaction: AtomicBool::new(false),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> Locked<'_> {
+        Locked {
+            inner: self.inner.lock().unwrap_or_else(PoisonError::into_inner),
+            in_transaction: &self.in_transaction,
+        }
     }
 
     /// The transactional id.
@@ -123,6 +158,15 @@ impl TransactionManager {
     /// Checks that `call` is legal now (and moves into it).
     pub(crate) fn start(&self, call: TxnCall) -> Result<()> {
         self.lock().machine.start(call)
+    }
+
+    /// Checks that a record may be sent now: without the lock while a transaction is open
+    /// (the per-record case), through the state machine's error otherwise.
+    pub(crate) fn start_send(&self) -> Result<()> {
+        if self.in_transaction.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.start(TxnCall::Send)
     }
 
     /// Whether `partition` is already part of the current transaction.
