@@ -8,6 +8,11 @@
 //! gap 1, so the local broker cannot show that a killed copy's open transaction left nothing
 //! visible). A bad moment is hit by holding back the mock's answer to a request
 //! (`Fault::delay`) and killing the copy once the mock has received it.
+//!
+//! Twice: with transactions v1 (partitions and offsets added with AddPartitionsToTxn and
+//! AddOffsetsToTxn, which are bad moments then) and v2 (KIP-890 part 2: the first Produce
+//! adds a partition, and every EndTxn bumps the epoch, so a kill while EndTxn is held leaves
+//! the restarted copy to fence a producer whose epoch already moved).
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -75,14 +80,26 @@ fn wait_for_request(cluster: &MockCluster, api: ApiKey, before: u64, child: &mut
 }
 
 #[test]
-fn copy_is_exactly_once_through_kill_9() {
+fn copy_is_exactly_once_through_kill_9_with_transactions_v1() {
+    copy_is_exactly_once_through_kill_9(1);
+}
+
+#[test]
+fn copy_is_exactly_once_through_kill_9_with_transactions_v2() {
+    copy_is_exactly_once_through_kill_9(2);
+}
+
+fn copy_is_exactly_once_through_kill_9(transaction_version: i16) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let cluster = rt
-        .block_on(MockCluster::start(MockConfig::with_brokers(3)))
+        .block_on(MockCluster::start(MockConfig {
+            transaction_version,
+            ..MockConfig::with_brokers(3)
+        }))
         .unwrap();
     cluster.create_topic("in", PARTITIONS);
     cluster.create_topic("out", PARTITIONS);
@@ -119,12 +136,21 @@ fn copy_is_exactly_once_through_kill_9() {
     };
 
     // Kill the copy at chosen moments, then at random ones.
-    let moments = [
-        ApiKey::EndTxn,
-        ApiKey::TxnOffsetCommit,
-        ApiKey::AddOffsetsToTxn,
-        ApiKey::AddPartitionsToTxn,
-    ];
+    let moments = if transaction_version >= 2 {
+        [
+            ApiKey::EndTxn,
+            ApiKey::TxnOffsetCommit,
+            ApiKey::Produce,
+            ApiKey::InitProducerId,
+        ]
+    } else {
+        [
+            ApiKey::EndTxn,
+            ApiKey::TxnOffsetCommit,
+            ApiKey::AddOffsetsToTxn,
+            ApiKey::AddPartitionsToTxn,
+        ]
+    };
     let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
     for kill in 0..KILLS {
         produce(kill * chunk..(kill + 1) * chunk);

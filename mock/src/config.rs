@@ -30,6 +30,11 @@ pub struct MockConfig {
     pub group_max_session_timeout: Duration,
     /// The longest transaction timeout a producer may ask for (`transaction.max.timeout.ms`).
     pub transaction_max_timeout: Duration,
+    /// The finalized `transaction.version` feature ApiVersions reports. At 2 (a new Kafka 4
+    /// cluster's level) the brokers serve transactions v2 (KIP-890 part 2: Produce v12 and
+    /// TxnOffsetCommit v5 add to the transaction implicitly, EndTxn v5 bumps the epoch); below
+    /// 2 they serve those APIs only up to the versions before it, as an older cluster does.
+    pub transaction_version: i16,
 }
 
 impl Default for MockConfig {
@@ -46,6 +51,7 @@ impl Default for MockConfig {
             group_min_session_timeout: Duration::from_millis(100),
             group_max_session_timeout: Duration::from_secs(30 * 60),
             transaction_max_timeout: Duration::from_secs(15 * 60),
+            transaction_version: 2,
         }
     }
 }

@@ -188,6 +188,14 @@ impl MockCluster {
             .coordinator(CoordinatorKind::Transaction, transactional_id)
     }
 
+    /// The producer id and epoch the transaction coordinator holds for `transactional_id`, if
+    /// it was ever initialised. For assertions; clients use DescribeTransactions.
+    pub fn producer_identity(&self, transactional_id: &str) -> Option<(i64, i16)> {
+        let state = self.shared.lock();
+        let txn = state.txns.get(transactional_id)?;
+        Some((txn.producer_id, txn.epoch))
+    }
+
     /// A consumer group's state, generation and members (with their assignments), or `None`
     /// if the group does not exist. For assertions; clients use DescribeGroups.
     pub fn describe_group(&self, group: &str) -> Option<GroupDescription> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, ResponseKind};
+use kafka_protocol::messages::{ApiKey, ResponseKind};
 use sluice_protocol::frame::FrameDecoder;
 use sluice_protocol::messages::{
     decode_request, encode_response, peek_request, UNSUPPORTED_VERSION,
@@ -93,9 +93,8 @@ async fn connection(shared: Arc<Shared>, broker: i32, mut stream: TcpStream) {
                     ApiKey::ApiVersions,
                     0,
                     ResponseKind::ApiVersions(
-                        ApiVersionsResponse::default()
-                            .with_error_code(UNSUPPORTED_VERSION)
-                            .with_api_keys(crate::versions::advertised(0)),
+                        crate::versions::api_versions(0, shared.config.transaction_version)
+                            .with_error_code(UNSUPPORTED_VERSION),
                     ),
                 )),
                 Plan::default(),

@@ -90,11 +90,10 @@ pub const SUPPORTED: &[ApiRange] = &[
     // Fencing by group generation and member id (KIP-447), which exactly-once checkpoints rely
     // on, needs v3+.
     range(ApiKey::TxnOffsetCommit, 3, 5),
-    // v5 belongs to transactions v2 (KIP-890 part 2: the epoch bumps at every end, partitions
-    // join implicitly), which sluice's transaction manager does not implement yet: it runs the
-    // v1 flow (explicit AddPartitionsToTxn), so it stops at v4. Neither Tansu nor the mock
-    // offers v2 to test against.
-    range(ApiKey::EndTxn, 0, 4),
+    // v5 belongs to transactions v2 (KIP-890 part 2: the epoch bumps at every end); the
+    // transaction manager sends it only when the cluster runs v2, as it does Produce v12 and
+    // TxnOffsetCommit v5.
+    range(ApiKey::EndTxn, 0, 5),
     range(ApiKey::CreateTopics, 2, 7),
     range(ApiKey::DeleteTopics, 1, 6),
     range(ApiKey::CreatePartitions, 0, 3),
@@ -149,6 +148,9 @@ impl Negotiated {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Versions {
     apis: Vec<Negotiated>,
+    /// Cluster-wide finalized features (KIP-584) and their levels, e.g.
+    /// `transaction.version`; empty before ApiVersions v3 or when the broker finalized none.
+    features: Vec<(String, i16)>,
 }
 
 impl Versions {
@@ -175,7 +177,24 @@ impl Versions {
                 row.broker = Some((key.min_version, key.max_version));
             }
         }
-        Versions { apis }
+        let features = if response.finalized_features_epoch >= 0 {
+            response
+                .finalized_features
+                .iter()
+                .map(|f| (f.name.to_string(), f.max_version_level))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Versions { apis, features }
+    }
+
+    /// The level at which the cluster finalized feature `name` (KIP-584), if it did.
+    pub fn finalized_feature(&self, name: &str) -> Option<i16> {
+        self.features
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|&(_, level)| level)
     }
 
     /// The version to send `api` at: the highest both sluice and the broker support.
@@ -291,5 +310,25 @@ mod tests {
             broker_max: 20,
         };
         assert_eq!(old.get(ApiKey::Fetch), Err(err));
+    }
+
+    #[test]
+    fn finalized_features_count_only_with_a_valid_epoch() {
+        use kafka_protocol::messages::api_versions_response::FinalizedFeatureKey;
+        let feature = FinalizedFeatureKey::default()
+            .with_name(kafka_protocol::protocol::StrBytes::from_static_str(
+                "transaction.version",
+            ))
+            .with_min_version_level(2)
+            .with_max_version_level(2);
+        let response = broker(&[]).with_finalized_features(vec![feature]);
+        assert_eq!(
+            Versions::negotiate(&response).finalized_feature("transaction.version"),
+            None,
+            "epoch -1: the list is not valid"
+        );
+        let versions = Versions::negotiate(&response.with_finalized_features_epoch(3));
+        assert_eq!(versions.finalized_feature("transaction.version"), Some(2));
+        assert_eq!(versions.finalized_feature("other"), None);
     }
 }

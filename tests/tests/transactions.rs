@@ -182,9 +182,13 @@ async fn an_open_transaction_holds_read_committed_readers_at_the_lso() {
 /// partition joins the transaction at its first record, as in Java's producer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_joins_the_transaction_at_its_first_record() {
-    let cluster = MockCluster::start(MockConfig::with_brokers(1))
-        .await
-        .unwrap();
+    // Transactions v1: v2 adds partitions with Produce, without AddPartitionsToTxn.
+    let cluster = MockCluster::start(MockConfig {
+        transaction_version: 1,
+        ..MockConfig::with_brokers(1)
+    })
+    .await
+    .unwrap();
     cluster.create_topic("early", 2);
     let b = cluster.bootstrap();
     let config = ProducerConfig::from_properties([
@@ -223,6 +227,78 @@ async fn a_partition_joins_the_transaction_at_its_first_record() {
         added,
         "nothing left to add when the batches were sent"
     );
+}
+
+/// Transactions v2 (KIP-890 part 2) where the cluster finalized `transaction.version` 2, v1
+/// where it did not: the same transactions commit and abort the same way, but in v2 no
+/// AddPartitionsToTxn / AddOffsetsToTxn is sent and every EndTxn bumps the epoch.
+async fn the_transaction_protocol_follows_the_cluster(transaction_version: i16) {
+    let cluster = MockCluster::start(MockConfig {
+        transaction_version,
+        ..MockConfig::with_brokers(3)
+    })
+    .await
+    .unwrap();
+    cluster.create_topic("tv", 2);
+    let b = cluster.bootstrap();
+    let producer = transactional(&b, "t-tv").await;
+    let (pid, epoch) = cluster.producer_identity("t-tv").unwrap();
+    let group = GroupMetadata {
+        group_id: "g-tv".into(),
+        generation_id: -1,
+        member_id: String::new(),
+        group_instance_id: None,
+    };
+    for (i, commit) in [(0, true), (1, false), (2, true)] {
+        producer.begin_transaction().unwrap();
+        let mut pending = Vec::new();
+        for partition in [0, 1] {
+            let record = ProducerRecord::new("tv")
+                .value(format!("v{i}"))
+                .partition(partition);
+            pending.push(producer.send(record).await.unwrap());
+        }
+        producer
+            .send_offsets_to_transaction(&[OffsetToCommit::new("tv", 0, i + 1)], &group)
+            .await
+            .unwrap();
+        if commit {
+            producer.commit_transaction().await.unwrap();
+        } else {
+            producer.abort_transaction().await.unwrap();
+        }
+        for delivery in pending {
+            delivery.await.unwrap();
+        }
+    }
+    assert_eq!(
+        sluice_read(&b, "tv", "read_committed", Duration::from_millis(300)).await,
+        vec!["v0", "v2"]
+    );
+    assert_eq!(cluster.committed_offset("g-tv", "tv", 0), Some(3));
+    let explicit = cluster.requests_seen(ApiKey::AddPartitionsToTxn)
+        + cluster.requests_seen(ApiKey::AddOffsetsToTxn);
+    let now = cluster.producer_identity("t-tv").unwrap();
+    if transaction_version >= 2 {
+        assert_eq!(explicit, 0, "partitions and groups join implicitly");
+        assert_eq!(now, (pid, epoch + 3), "one bump per EndTxn");
+    } else {
+        assert!(
+            explicit >= 6,
+            "{explicit} AddPartitionsToTxn + AddOffsetsToTxn"
+        );
+        assert_eq!(now, (pid, epoch), "v1 keeps the epoch");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_v2_on_a_cluster_that_runs_them() {
+    the_transaction_protocol_follows_the_cluster(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_v1_on_a_cluster_below_transaction_version_2() {
+    the_transaction_protocol_follows_the_cluster(1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

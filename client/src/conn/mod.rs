@@ -108,8 +108,7 @@ impl Connection {
         &self.addr
     }
 
-    /// The versions negotiated with the broker.
-    #[cfg(test)]
+    /// The versions negotiated with the broker, and its cluster's finalized features.
     pub(crate) fn versions(&self) -> &Versions {
         &self.versions
     }

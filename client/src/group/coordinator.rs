@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::{Request, StrBytes};
+use sluice_protocol::versions::Versions;
 
 use crate::cluster::{Cluster, Slot};
 use crate::conn::Connection;
@@ -112,10 +113,21 @@ impl Coordinator {
         timeout: Duration,
         build: impl FnOnce(i16) -> Result<R>,
     ) -> Result<R::Response> {
+        self.send_at_most(timeout, i16::MAX, build).await
+    }
+
+    /// [`Coordinator::send`] at version `max` or below: for versions whose meaning the caller
+    /// has not opted into (transactions v2).
+    pub(crate) async fn send_at_most<R: Request>(
+        &self,
+        timeout: Duration,
+        max: i16,
+        build: impl FnOnce(i16) -> Result<R>,
+    ) -> Result<R::Response> {
         let node = self.node().await?;
         let result = async {
             let conn = self.connection(node).await?;
-            let version = conn.version_of::<R>()?;
+            let version = conn.version_of::<R>()?.min(max);
             let request = build(version)?;
             conn.send_at(&request, version, timeout).await
         }
@@ -124,6 +136,16 @@ impl Coordinator {
             if e.code().is_none() && e.is_retriable() {
                 self.forget();
             }
+        }
+        result
+    }
+
+    /// The API versions and finalized features of the coordinator's broker.
+    pub(crate) async fn versions(&self) -> Result<Versions> {
+        let node = self.node().await?;
+        let result = self.connection(node).await.map(|c| c.versions().clone());
+        if result.is_err() {
+            self.forget();
         }
         result
     }

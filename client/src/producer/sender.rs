@@ -222,7 +222,7 @@ impl Sender {
                     // batch's linger instead of following it (Java does the same).
                     let mut unadded = false;
                     if let (Some(txn), Some(tp)) = (&self.txn, queue.partition()) {
-                        if !txn.has_partition(&tp.topic, tp.partition) {
+                        if !txn.admit(&tp.topic, tp.partition) {
                             to_add.push(tp.clone());
                             unadded = true;
                         }
@@ -343,6 +343,11 @@ impl Sender {
         let timeout = self.config.request_timeout;
         let acks = self.config.acks.wire();
         let transactional_id = self.txn.as_ref().map(|t| t.transactional_id());
+        let max_version = self
+            .txn
+            .as_ref()
+            .map_or(MAX_PRODUCE_VERSION, |t| t.max_produce_version())
+            .min(MAX_PRODUCE_VERSION);
         let request = produce_request(&items, acks, timeout, transactional_id);
         let id = self.next_request;
         self.next_request += 1;
@@ -363,7 +368,7 @@ impl Sender {
                     }
                 };
                 let version = match conn.version_of::<ProduceRequest>() {
-                    Ok(v) => v.min(MAX_PRODUCE_VERSION),
+                    Ok(v) => v.min(max_version),
                     Err(e) => {
                         return Event::Produce {
                             request: id,

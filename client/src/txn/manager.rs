@@ -2,6 +2,14 @@
 //! coordinator (InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn) and its group's
 //! coordinator (TxnOffsetCommit), driven by [`StateMachine`].
 //!
+//! **Transactions v2** (KIP-890 part 2) are used when the coordinator's cluster finalized
+//! `transaction.version` 2 or more, decided at `init_transactions` (as Java latches it; a
+//! cluster upgraded later is used in v2 from the next `init_transactions`). Then a partition
+//! joins the transaction with its first Produce (v12) and a group with its TxnOffsetCommit
+//! (v5), so AddPartitionsToTxn and AddOffsetsToTxn are not sent, and every EndTxn (v5) bumps
+//! the epoch, which the producer continues with (sequences start over at 0). Otherwise those
+//! three requests stay below the versions that would mean v2 to the broker.
+//!
 //! Every request is retried while the coordinator says so (it moved, is loading, or is still
 //! writing the markers of the previous transaction: CONCURRENT_TRANSACTIONS) until the
 //! deadline; other errors make the transaction abortable or the producer unusable, as
@@ -18,7 +26,7 @@ use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, GroupId,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiKey, EndTxnRequest, GroupId,
     InitProducerIdRequest, ProducerId, TopicName, TransactionalId, TxnOffsetCommitRequest,
 };
 use tokio::time::Instant;
@@ -60,7 +68,17 @@ struct Inner {
     groups: BTreeSet<String>,
     /// A sequence chain broke: the epoch must be bumped once the transaction is aborted.
     bump_needed: bool,
+    /// Transactions v2 (see the module docs), decided at `init_transactions`.
+    v2: bool,
 }
+
+/// The finalized feature that names the transaction protocol (KIP-890, KIP-1022).
+const TRANSACTION_VERSION: &str = "transaction.version";
+/// The last versions of the v1 flow (Kafka's `LAST_STABLE_VERSION_BEFORE_TRANSACTION_V2`):
+/// above them the broker takes the request for transactions v2.
+const LAST_PRODUCE_VERSION_BEFORE_V2: i16 = 11;
+const LAST_END_TXN_VERSION_BEFORE_V2: i16 = 4;
+const LAST_TXN_OFFSET_COMMIT_VERSION_BEFORE_V2: i16 = 4;
 
 /// The transaction manager of one transactional producer.
 #[derive(Debug)]
@@ -169,11 +187,37 @@ impl TransactionManager {
         self.start(TxnCall::Send)
     }
 
-    /// Whether `partition` is already part of the current transaction.
-    pub(crate) fn has_partition(&self, topic: &str, partition: i32) -> bool {
-        self.lock()
-            .partitions
-            .contains(&(topic.to_owned(), partition))
+    /// Whether records of `partition` may be sent now: it is in the transaction already, or
+    /// in transactions v2 it joins with its first Produce (recorded here, so the transaction
+    /// counts as started). Otherwise it must be added with [`Self::add_partitions`] first.
+    pub(crate) fn admit(&self, topic: &str, partition: i32) -> bool {
+        let mut inner = self.lock();
+        let key = (topic.to_owned(), partition);
+        if inner.v2 {
+            inner.partitions.insert(key);
+            return true;
+        }
+        inner.partitions.contains(&key)
+    }
+
+    /// The highest Produce version the transaction allows: v12 adds partitions to a
+    /// transaction implicitly, which only a v2 transaction may ask for.
+    pub(crate) fn max_produce_version(&self) -> i16 {
+        if self.lock().v2 {
+            i16::MAX
+        } else {
+            LAST_PRODUCE_VERSION_BEFORE_V2
+        }
+    }
+
+    /// Whether the coordinator's cluster runs transactions v2: `transaction.version` ≥ 2 and
+    /// EndTxn v5 on offer.
+    async fn coordinator_has_v2(&self) -> Result<bool> {
+        let versions = self.coordinator.versions().await?;
+        Ok(versions
+            .finalized_feature(TRANSACTION_VERSION)
+            .is_some_and(|level| level >= 2)
+            && versions.get(ApiKey::EndTxn).is_ok_and(|v| v >= 5))
     }
 
     /// A record send of the transaction failed: it can only be aborted now.
@@ -230,7 +274,9 @@ impl TransactionManager {
         self.start(TxnCall::Init)?;
         let previous = self.lock().identity;
         let identity = self.init_producer_id(previous).await?;
+        let v2 = self.coordinator_has_v2().await.unwrap_or(false);
         let mut inner = self.lock();
+        inner.v2 = v2;
         inner.identity = Some(identity);
         inner.partitions.clear();
         inner.groups.clear();
@@ -393,8 +439,16 @@ impl TransactionManager {
     ) -> Result<()> {
         self.start(TxnCall::SendOffsets)?;
         let identity = self.identity().ok_or_else(not_initialised)?;
-        let already = self.lock().groups.contains(&group.group_id);
-        if !already {
+        let (already, v2) = {
+            let mut inner = self.lock();
+            let already = inner.groups.contains(&group.group_id);
+            if inner.v2 {
+                // TxnOffsetCommit v5 adds the group itself.
+                inner.groups.insert(group.group_id.clone());
+            }
+            (already, inner.v2)
+        };
+        if !already && !v2 {
             self.retrying("AddOffsetsToTxn", || async {
                 let response = self
                     .coordinator
@@ -426,8 +480,13 @@ impl TransactionManager {
         );
         let result = self
             .retrying("TxnOffsetCommit", || async {
+                let max = if v2 {
+                    i16::MAX
+                } else {
+                    LAST_TXN_OFFSET_COMMIT_VERSION_BEFORE_V2
+                };
                 let response = group_coordinator
-                    .send(self.settings.request_timeout, |version| {
+                    .send_at_most(self.settings.request_timeout, max, |version| {
                         Ok(txn_offset_commit(
                             &self.settings.transactional_id,
                             identity,
@@ -481,16 +540,24 @@ impl TransactionManager {
     /// commit or abort markers to every partition and group it touched.
     pub(crate) async fn end(&self, commit: bool) -> Result<()> {
         let identity = self.identity().ok_or_else(not_initialised)?;
-        let touched = {
+        let (touched, v2) = {
             let inner = self.lock();
-            !inner.partitions.is_empty() || !inner.groups.is_empty()
+            (
+                !inner.partitions.is_empty() || !inner.groups.is_empty(),
+                inner.v2,
+            )
+        };
+        let max = if v2 {
+            i16::MAX
+        } else {
+            LAST_END_TXN_VERSION_BEFORE_V2
         };
         if touched {
             let new_epoch = self
                 .retrying("EndTxn", || async {
                     let response = self
                         .coordinator
-                        .send(self.settings.request_timeout, |_| {
+                        .send_at_most(self.settings.request_timeout, max, |_| {
                             Ok(EndTxnRequest::default()
                                 .with_transactional_id(TransactionalId(str_bytes(
                                     &self.settings.transactional_id,

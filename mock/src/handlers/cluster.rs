@@ -18,8 +18,12 @@ use kafka_protocol::ResponseError;
 use super::{str_bytes, Context};
 use crate::state::{CoordinatorKind, Shared, State};
 
-pub(super) fn api_versions(ctx: &Context, _request: &ApiVersionsRequest) -> ApiVersionsResponse {
-    ApiVersionsResponse::default().with_api_keys(crate::versions::advertised(ctx.version))
+pub(super) fn api_versions(
+    shared: &Shared,
+    ctx: &Context,
+    _request: &ApiVersionsRequest,
+) -> ApiVersionsResponse {
+    crate::versions::api_versions(ctx.version, shared.config.transaction_version)
 }
 
 /// The broker every broker names as controller (the lowest id).

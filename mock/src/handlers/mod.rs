@@ -45,7 +45,7 @@ pub(crate) async fn handle(
     request: RequestKind,
     injected: Option<&InjectedError>,
 ) -> Reply {
-    match crate::versions::served(ctx.api) {
+    match crate::versions::served(ctx.api, shared.config.transaction_version) {
         Some((min, max)) if (min..=max).contains(&ctx.version) => {}
         // Kafka closes the connection of a client that sends a version it did not offer.
         _ => return Reply::Close,
@@ -58,7 +58,9 @@ pub(crate) async fn handle(
     }
     let partition_error = injected.filter(|e| e.partition.is_some());
     let response = match request {
-        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(cluster::api_versions(ctx, &r)),
+        RequestKind::ApiVersions(r) => {
+            ResponseKind::ApiVersions(cluster::api_versions(shared, ctx, &r))
+        }
         RequestKind::Metadata(r) => ResponseKind::Metadata(cluster::metadata(shared, ctx, r)),
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(cluster::describe_cluster(shared, ctx, &r))

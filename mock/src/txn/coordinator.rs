@@ -5,9 +5,9 @@
 //! No I/O and no clock: callers pass the time in, and a transition that ends a transaction
 //! hands back the [`Markers`] to write; the caller writes them and reports back with
 //! [`Transactions::markers_written`]. Transitions and error codes follow Apache Kafka's
-//! `TransactionCoordinator` and `TransactionMetadata` for transaction version 1: the epoch is
-//! bumped by InitProducerId and by fencing, never by EndTxn (that is KIP-890 part 2, EndTxn
-//! v5, which the mock does not serve).
+//! `TransactionCoordinator` and `TransactionMetadata`. In transactions v1 the epoch is bumped
+//! by InitProducerId and by fencing only; in v2 (KIP-890 part 2, EndTxn v5) every EndTxn
+//! bumps it too, the markers carry the new epoch, and the producer continues with it.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -126,6 +126,15 @@ pub(crate) struct Markers {
     pub(crate) epoch: i16,
     pub(crate) commit: bool,
     pub(crate) members: Members,
+}
+
+/// How EndTxn went: the markers to write (none for a retry, or a v2 abort of nothing) and
+/// the producer id and epoch the producer continues with (EndTxn v5 answers with them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ended {
+    pub(crate) markers: Option<Markers>,
+    pub(crate) producer_id: i64,
+    pub(crate) epoch: i16,
 }
 
 /// How InitProducerId for a transactional id went.
@@ -280,23 +289,64 @@ impl Transactions {
         }
     }
 
-    /// EndTxn (`endTransaction`, from a client). `Ok(Some)` asks for markers; `Ok(None)` is a
-    /// retry of a transaction that already ended this way. Errors:
-    /// INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED, CONCURRENT_TRANSACTIONS, INVALID_TXN_STATE.
+    /// EndTxn (`endTransaction`, from a client); `v2` for EndTxn v5 (transactions v2), which
+    /// bumps the epoch (a new producer id once it is exhausted) and may abort an empty
+    /// transaction just for that bump. A retry of an EndTxn that already ended the
+    /// transaction the same way is answered again without markers; in v2 it names the epoch
+    /// before the bump. Errors: INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED,
+    /// CONCURRENT_TRANSACTIONS, INVALID_TXN_STATE.
     pub(crate) fn end(
         &mut self,
         transactional_id: &str,
         producer_id: i64,
         epoch: i16,
         commit: bool,
-    ) -> Result<Option<Markers>, ResponseError> {
+        v2: bool,
+        allocate: &mut dyn FnMut() -> i64,
+    ) -> Result<Ended, ResponseError> {
+        let completed_same = |state: &TxnState| {
+            matches!(
+                (state, commit),
+                (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false)
+            )
+        };
+        if v2 {
+            if let Some(txn) = self.txns.get(transactional_id) {
+                let before_bump = if txn.previous_producer_id != -1 && txn.epoch == 0 {
+                    txn.previous_producer_id
+                } else {
+                    txn.producer_id
+                };
+                let retry = txn.last_epoch != NO_EPOCH
+                    && (producer_id, epoch) == (before_bump, txn.last_epoch)
+                    && completed_same(&txn.state);
+                if retry {
+                    return Ok(txn.ended(None));
+                }
+            }
+        }
         let txn = self.checked(transactional_id, producer_id, epoch)?;
         match (&txn.state, commit) {
-            (TxnState::Ongoing(_), _) => Ok(Some(txn.prepare_end(transactional_id, commit))),
+            (TxnState::Ongoing(_), _) => {
+                let mut markers = txn.prepare_end(transactional_id, commit);
+                if v2 {
+                    txn.bump_at_end(allocate);
+                    // The markers close the transaction under the epoch it ends with.
+                    markers.epoch = epoch.saturating_add(1);
+                }
+                Ok(txn.ended(Some(markers)))
+            }
             (TxnState::PrepareCommit(_), true) | (TxnState::PrepareAbort(_), false) => {
                 Err(ResponseError::ConcurrentTransactions)
             }
-            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(None),
+            (TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort, false) if v2 => {
+                // Nothing to abort, but the producer asked for a new epoch (a v2 client
+                // recovering from an error): bump it.
+                txn.bump_at_end(allocate);
+                txn.state = TxnState::CompleteAbort;
+                Ok(txn.ended(None))
+            }
+            (state, _) if !v2 && completed_same(state) => Ok(txn.ended(None)),
             _ => Err(ResponseError::InvalidTxnState),
         }
     }
@@ -345,6 +395,32 @@ impl Transactions {
 }
 
 impl TxnMetadata {
+    /// The answer to an EndTxn.
+    fn ended(&self, markers: Option<Markers>) -> Ended {
+        Ended {
+            markers,
+            producer_id: self.producer_id,
+            epoch: self.epoch,
+        }
+    }
+
+    /// The epoch bump of a v2 EndTxn: the producer's next transaction runs at epoch + 1, or
+    /// under a new producer id once the epoch is exhausted (`prepareAbortOrCommit` with
+    /// `clientTransactionVersion` 2). The epoch before stays known so a retry gets the same
+    /// answer.
+    fn bump_at_end(&mut self, allocate: &mut dyn FnMut() -> i64) {
+        self.last_epoch = self.epoch;
+        let bumped = self.epoch.saturating_add(1);
+        if bumped >= EXHAUSTED_EPOCH {
+            self.previous_producer_id = self.producer_id;
+            self.producer_id = allocate();
+            self.epoch = 0;
+        } else {
+            self.previous_producer_id = -1;
+            self.epoch = bumped;
+        }
+    }
+
     /// `prepareFenceProducerEpoch` followed by an abort: only for an Ongoing transaction.
     fn fence_and_abort(&mut self, transactional_id: &str) -> Markers {
         self.epoch = self.epoch.saturating_add(1);
@@ -391,6 +467,23 @@ mod tests {
         }
     }
 
+    /// EndTxn v0-4: the markers, or none for a retry.
+    fn end_v1(
+        txns: &mut Transactions,
+        id: &str,
+        pid: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<Option<Markers>, ResponseError> {
+        let ended = txns.end(id, pid, epoch, commit, false, &mut || unreachable!())?;
+        assert_eq!(
+            (ended.producer_id, ended.epoch),
+            (pid, epoch),
+            "v1 keeps the epoch"
+        );
+        Ok(ended.markers)
+    }
+
     fn partition(topic: &str, p: i32) -> Members {
         Members {
             partitions: [(topic.to_owned(), p)].into(),
@@ -427,7 +520,7 @@ mod tests {
             Err(ResponseError::ProducerFenced)
         );
         assert_eq!(
-            txns.end("t", 1001, 0, true),
+            end_v1(&mut txns, "t", 1001, 0, true),
             Err(ResponseError::ProducerFenced)
         );
         assert_eq!(
@@ -435,7 +528,7 @@ mod tests {
             Err(ResponseError::InvalidProducerIdMapping)
         );
         assert_eq!(
-            txns.end("nope", 1001, 1, true),
+            end_v1(&mut txns, "nope", 1001, 1, true),
             Err(ResponseError::InvalidProducerIdMapping)
         );
     }
@@ -446,7 +539,7 @@ mod tests {
         let mut ids = counter();
         let (pid, epoch) = ready(txns.init_producer_id("t", 60_000, None, &mut ids));
         assert_eq!(
-            txns.end("t", pid, epoch, true),
+            end_v1(&mut txns, "t", pid, epoch, true),
             Err(ResponseError::InvalidTxnState),
             "nothing to end yet"
         );
@@ -465,13 +558,13 @@ mod tests {
             Err(ResponseError::TransactionAbortable)
         );
 
-        let markers = txns.end("t", pid, epoch, true).unwrap().unwrap();
+        let markers = end_v1(&mut txns, "t", pid, epoch, true).unwrap().unwrap();
         assert!(markers.commit);
         assert_eq!(markers.epoch, epoch);
         assert_eq!(markers.members.partitions.len(), 2);
         assert_eq!(markers.members.groups.len(), 1);
         assert_eq!(
-            txns.end("t", pid, epoch, true),
+            end_v1(&mut txns, "t", pid, epoch, true),
             Err(ResponseError::ConcurrentTransactions),
             "markers not written yet"
         );
@@ -481,9 +574,9 @@ mod tests {
         );
         txns.markers_written("t");
         assert_eq!(txns.get("t").unwrap().state, TxnState::CompleteCommit);
-        assert_eq!(txns.end("t", pid, epoch, true), Ok(None), "retry");
+        assert_eq!(end_v1(&mut txns, "t", pid, epoch, true), Ok(None), "retry");
         assert_eq!(
-            txns.end("t", pid, epoch, false),
+            end_v1(&mut txns, "t", pid, epoch, false),
             Err(ResponseError::InvalidTxnState)
         );
         assert_eq!(
@@ -495,12 +588,12 @@ mod tests {
         // The next transaction starts empty, at a new start time.
         txns.add("t", pid, epoch, partition("b", 0), 20).unwrap();
         assert_eq!(txns.get("t").unwrap().started_ms, 20);
-        let markers = txns.end("t", pid, epoch, false).unwrap().unwrap();
+        let markers = end_v1(&mut txns, "t", pid, epoch, false).unwrap().unwrap();
         assert_eq!(markers.members, partition("b", 0));
         txns.markers_written("t");
-        assert_eq!(txns.end("t", pid, epoch, false), Ok(None));
+        assert_eq!(end_v1(&mut txns, "t", pid, epoch, false), Ok(None));
         assert_eq!(
-            txns.end("t", pid, epoch, true),
+            end_v1(&mut txns, "t", pid, epoch, true),
             Err(ResponseError::InvalidTxnState)
         );
     }
@@ -532,7 +625,7 @@ mod tests {
             (pid, epoch + 2)
         );
         assert_eq!(
-            txns.end("t", pid, epoch, false),
+            end_v1(&mut txns, "t", pid, epoch, false),
             Err(ResponseError::ProducerFenced)
         );
     }
@@ -600,7 +693,7 @@ mod tests {
         txns.markers_written("t");
         assert!(txns.expire(99_999).is_empty());
         assert_eq!(
-            txns.end("t", pid, epoch, true),
+            end_v1(&mut txns, "t", pid, epoch, true),
             Err(ResponseError::ProducerFenced)
         );
         assert_eq!(
@@ -616,5 +709,76 @@ mod tests {
             ready(txns.init_producer_id("t", 1_000, None, &mut ids)),
             (pid, epoch + 2)
         );
+    }
+
+    #[test]
+    fn v2_end_bumps_the_epoch_and_a_retry_gets_the_same_answer() {
+        let mut txns = Transactions::default();
+        let mut ids = counter();
+        let (pid, epoch) = ready(txns.init_producer_id("t", 60_000, None, &mut ids));
+        txns.add("t", pid, epoch, partition("a", 0), 0).unwrap();
+        let ended = txns.end("t", pid, epoch, true, true, &mut ids).unwrap();
+        let markers = ended.markers.unwrap();
+        assert_eq!(markers.epoch, epoch + 1, "markers carry the new epoch");
+        assert!(markers.commit);
+        assert_eq!((ended.producer_id, ended.epoch), (pid, epoch + 1));
+        txns.markers_written("t");
+        // The answer was lost: the retry names the old epoch and gets the same answer.
+        let retry = txns.end("t", pid, epoch, true, true, &mut ids).unwrap();
+        assert_eq!(
+            (retry.markers, retry.producer_id, retry.epoch),
+            (None, pid, epoch + 1)
+        );
+        // The old epoch is fenced for anything else.
+        assert_eq!(
+            txns.add("t", pid, epoch, partition("a", 0), 1),
+            Err(ResponseError::ProducerFenced)
+        );
+        assert_eq!(
+            txns.end("t", pid, epoch, false, true, &mut ids),
+            Err(ResponseError::ProducerFenced),
+            "not a retry: the other outcome"
+        );
+        // The next transaction runs at the new epoch.
+        txns.add("t", pid, epoch + 1, partition("a", 0), 2).unwrap();
+        let ended = txns
+            .end("t", pid, epoch + 1, false, true, &mut ids)
+            .unwrap();
+        assert_eq!(ended.epoch, epoch + 2);
+        assert!(!ended.markers.unwrap().commit);
+    }
+
+    #[test]
+    fn v2_abort_of_nothing_bumps_the_epoch_and_commit_of_nothing_is_refused() {
+        let mut txns = Transactions::default();
+        let mut ids = counter();
+        let (pid, epoch) = ready(txns.init_producer_id("t", 60_000, None, &mut ids));
+        assert_eq!(
+            txns.end("t", pid, epoch, true, true, &mut ids),
+            Err(ResponseError::InvalidTxnState)
+        );
+        let ended = txns.end("t", pid, epoch, false, true, &mut ids).unwrap();
+        assert_eq!((ended.markers, ended.epoch), (None, epoch + 1));
+        assert_eq!(txns.get("t").unwrap().state, TxnState::CompleteAbort);
+    }
+
+    #[test]
+    fn v2_end_at_an_exhausted_epoch_rotates_the_producer_id() {
+        let mut txns = Transactions::default();
+        let mut ids = counter();
+        let (pid, _) = ready(txns.init_producer_id("t", 60_000, None, &mut ids));
+        let last = EXHAUSTED_EPOCH - 1;
+        txns.txns.get_mut("t").unwrap().epoch = last;
+        txns.add("t", pid, last, partition("a", 0), 0).unwrap();
+        let ended = txns.end("t", pid, last, true, true, &mut ids).unwrap();
+        let markers = ended.markers.unwrap();
+        assert_eq!((markers.producer_id, markers.epoch), (pid, EXHAUSTED_EPOCH));
+        assert_ne!(ended.producer_id, pid);
+        assert_eq!(ended.epoch, 0);
+        txns.markers_written("t");
+        let retry = txns.end("t", pid, last, true, true, &mut ids).unwrap();
+        assert_eq!((retry.producer_id, retry.epoch), (ended.producer_id, 0));
+        txns.add("t", ended.producer_id, 0, partition("a", 0), 1)
+            .unwrap();
     }
 }

@@ -208,29 +208,43 @@ pub(super) fn end_txn(
     request: &EndTxnRequest,
 ) -> EndTxnResponse {
     let transactional_id: &str = &request.transactional_id;
-    let mut state = shared.lock();
-    let outcome = check_request(&state, ctx, transactional_id).and_then(|()| {
+    let mut guard = shared.lock();
+    let state = &mut *guard;
+    let outcome = check_request(state, ctx, transactional_id).and_then(|()| {
+        let mut allocate = || {
+            let id = state.next_producer_id;
+            state.next_producer_id += 1;
+            id
+        };
         state.txns.end(
             transactional_id,
             request.producer_id.0,
             request.producer_epoch,
             request.committed,
+            // v5 is transactions v2 (served only when the cluster has it).
+            ctx.version >= 5,
+            &mut allocate,
         )
     });
-    let code = match outcome {
-        Ok(Some(markers)) => {
-            // Markers are written before the answer (Kafka answers once PrepareCommit is
-            // durable and writes them after): a client that sees NONE can read its
-            // transaction at once, and the coordinator is never seen in Prepare*.
-            write_markers(&mut state, markers);
-            drop(state);
-            shared.notify();
-            0
+    match outcome {
+        Ok(ended) => {
+            if let Some(markers) = ended.markers {
+                // Markers are written before the answer (Kafka answers once PrepareCommit
+                // is durable and writes them after): a client that sees NONE can read its
+                // transaction at once, and the coordinator is never seen in Prepare*.
+                write_markers(state, markers);
+                drop(guard);
+                shared.notify();
+            }
+            EndTxnResponse::default()
+                .with_producer_id(ProducerId(ended.producer_id))
+                .with_producer_epoch(ended.epoch)
         }
-        Ok(None) => 0,
-        Err(e) => fenced_before(ctx.version, 2, e).code(),
-    };
-    EndTxnResponse::default().with_error_code(code)
+        Err(e) => EndTxnResponse::default()
+            .with_error_code(fenced_before(ctx.version, 2, e).code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    }
 }
 
 pub(super) fn txn_offset_commit(
@@ -240,7 +254,7 @@ pub(super) fn txn_offset_commit(
 ) -> TxnOffsetCommitResponse {
     let group: &str = &request.group_id;
     let mut state = shared.lock();
-    let whole = check_txn_offset_commit(&state, ctx, request);
+    let whole = check_txn_offset_commit(&mut state, ctx, request);
     let mut staged = Vec::new();
     let topics = request
         .topics
@@ -292,9 +306,10 @@ pub(super) fn txn_offset_commit(
 
 /// TxnOffsetCommit's errors for the whole request, in the order Kafka finds them: the group's
 /// coordinator, the producer's transaction (KIP-890 part 1: AddOffsetsToTxn must have added
-/// the group; errors converted as for the clients before v4), then the member (KIP-447, v3+).
+/// the group; from v5, transactions v2, the request adds it itself; errors converted as for
+/// the clients before v4), then the member (KIP-447, v3+).
 fn check_txn_offset_commit(
-    state: &State,
+    state: &mut State,
     ctx: &Context,
     request: &TxnOffsetCommitRequest,
 ) -> Result<(), ResponseError> {
@@ -306,20 +321,22 @@ fn check_txn_offset_commit(
         groups: [group.to_owned()].into(),
         ..Members::default()
     };
-    state
-        .txns
-        .verify(
-            &request.transactional_id,
-            request.producer_id.0,
-            request.producer_epoch,
-            &members,
-        )
-        .map_err(|e| match e {
-            ResponseError::TransactionAbortable => ResponseError::InvalidTxnState,
-            ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
-            ResponseError::ConcurrentTransactions => ResponseError::CoordinatorNotAvailable,
-            other => other,
-        })?;
+    let (id, producer_id, epoch) = (
+        &*request.transactional_id,
+        request.producer_id.0,
+        request.producer_epoch,
+    );
+    let in_transaction = if ctx.version >= 5 {
+        state.txns.add(id, producer_id, epoch, members, now_ms())
+    } else {
+        state.txns.verify(id, producer_id, epoch, &members)
+    };
+    in_transaction.map_err(|e| match e {
+        ResponseError::TransactionAbortable => ResponseError::InvalidTxnState,
+        ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+        ResponseError::ConcurrentTransactions => ResponseError::CoordinatorNotAvailable,
+        other => other,
+    })?;
     state.groups.check_txn_member(
         group,
         &request.member_id,

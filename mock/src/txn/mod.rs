@@ -41,9 +41,11 @@ pub(crate) const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddPartitionsToTxn, 0, 3),
     // v4+ lets a client use TRANSACTION_ABORTABLE (KIP-890).
     (ApiKey::AddOffsetsToTxn, 0, 3),
-    // v4+ TRANSACTION_ABORTABLE, v5 bumps the epoch at every EndTxn (KIP-890 part 2).
-    (ApiKey::EndTxn, 0, 3),
-    (ApiKey::TxnOffsetCommit, 0, 3),
+    // v4 TRANSACTION_ABORTABLE; v5 is transactions v2 (KIP-890 part 2): the epoch bumps at
+    // every EndTxn. Capped at 4 below `transaction.version` 2 (`crate::versions`).
+    (ApiKey::EndTxn, 0, 5),
+    // v4 TRANSACTION_ABORTABLE; v5 adds the group to the transaction implicitly (v2).
+    (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::DescribeTransactions, 0, 0),
     // v2 filters by a transactional id regular expression (KIP-1152).
     (ApiKey::ListTransactions, 0, 1),
@@ -120,9 +122,11 @@ pub(crate) async fn handle(
 /// open transaction. Errors as Produce answers them at `version`: INVALID_TXN_STATE
 /// (TRANSACTION_ABORTABLE for v11+) if it is not, INVALID_PRODUCER_EPOCH for a fenced
 /// producer, INVALID_PRODUCER_ID_MAPPING for an id the coordinator does not know, and the
-/// retriable NOT_ENOUGH_REPLICAS while the transaction is ending.
+/// retriable NOT_ENOUGH_REPLICAS while the transaction is ending. From Produce v12
+/// (transactions v2, KIP-890 part 2) the leader adds the partition to the transaction
+/// instead, opening one if none is, with the same errors.
 pub(crate) fn verify_produce(
-    state: &State,
+    state: &mut State,
     version: i16,
     transactional_id: Option<&str>,
     batch: &RecordBatch,
@@ -145,20 +149,22 @@ pub(crate) fn verify_produce(
         partitions: [(topic.to_owned(), partition)].into(),
         ..coordinator::Members::default()
     };
-    state
-        .txns
-        .verify(
-            transactional_id,
-            producer_id,
-            batch.producer_epoch(),
-            &member,
-        )
-        .map_err(|e| match e {
-            ResponseError::TransactionAbortable if version < 11 => ResponseError::InvalidTxnState,
-            ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
-            ResponseError::ConcurrentTransactions => ResponseError::NotEnoughReplicas,
-            other => other,
-        })
+    let epoch = batch.producer_epoch();
+    let in_transaction = if version >= 12 {
+        state
+            .txns
+            .add(transactional_id, producer_id, epoch, member, now_ms())
+    } else {
+        state
+            .txns
+            .verify(transactional_id, producer_id, epoch, &member)
+    };
+    in_transaction.map_err(|e| match e {
+        ResponseError::TransactionAbortable if version < 11 => ResponseError::InvalidTxnState,
+        ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+        ResponseError::ConcurrentTransactions => ResponseError::NotEnoughReplicas,
+        other => other,
+    })
 }
 
 /// A transaction request failing as a whole with `code`.

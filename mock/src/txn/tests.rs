@@ -160,7 +160,7 @@ fn batch((pid, epoch): (i64, i16), sequence: i32) -> RecordBatch {
 fn produce(shared: &Shared, version: i16, batch: &RecordBatch) -> Result<(), ResponseError> {
     let mut state = shared.lock();
     if batch.is_transactional() {
-        verify_produce(&state, version, Some(ID), batch, "t", 0)?;
+        verify_produce(&mut state, version, Some(ID), batch, "t", 0)?;
     }
     let p = state.partition_mut("t", 0).unwrap();
     let epoch = p.leader_epoch;
@@ -498,4 +498,85 @@ fn txn_offset_commit_needs_the_group_in_the_transaction() {
         commit(group_home, 3, epoch + 1),
         vec![INVALID_PRODUCER_EPOCH, unknown]
     );
+}
+
+#[test]
+fn transactions_v2_add_implicitly_and_bump_the_epoch_at_every_end() {
+    let shared = cluster();
+    let home = coordinator(&shared);
+    let (_, pid, epoch) = init(&shared, home, 4, 60_000);
+    // Produce v11 still needs AddPartitionsToTxn; v12 adds the partition itself.
+    assert_eq!(
+        produce(&shared, 11, &batch((pid, epoch), 0)),
+        Err(ResponseError::TransactionAbortable)
+    );
+    produce(&shared, 12, &batch((pid, epoch), 0)).unwrap();
+    let open = shared.lock().txns.get(ID).unwrap().state.clone();
+    assert!(
+        matches!(&open, coordinator::TxnState::Ongoing(m) if m.partitions.contains(&("t".to_owned(), 0))),
+        "{open:?}"
+    );
+
+    let request = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(str_bytes(ID)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(true);
+    let ResponseKind::EndTxn(r) = call(&shared, home, 5, RequestKind::EndTxn(request.clone()))
+    else {
+        panic!("wrong response");
+    };
+    assert_eq!(
+        (r.error_code, r.producer_id.0, r.producer_epoch),
+        (0, pid, epoch + 1)
+    );
+    // A retry (the answer was lost) gets the same answer and writes no second marker.
+    let end_offset = shared
+        .lock()
+        .partition("t", 0)
+        .unwrap()
+        .log
+        .high_watermark();
+    let ResponseKind::EndTxn(retry) = call(&shared, home, 5, RequestKind::EndTxn(request)) else {
+        panic!("wrong response");
+    };
+    assert_eq!((retry.error_code, retry.producer_epoch), (0, epoch + 1));
+    assert_eq!(
+        shared
+            .lock()
+            .partition("t", 0)
+            .unwrap()
+            .log
+            .high_watermark(),
+        end_offset
+    );
+    // The old epoch is fenced; the new one starts over at sequence 0.
+    assert!(produce(&shared, 12, &batch((pid, epoch), 1)).is_err());
+    produce(&shared, 12, &batch((pid, epoch + 1), 0)).unwrap();
+    assert_eq!(
+        end(&shared, 4, (pid, epoch + 1), false),
+        0,
+        "v1 ends keep working"
+    );
+}
+
+#[test]
+fn below_transaction_version_2_the_v2_versions_are_not_served() {
+    let v1 = crate::versions::served(ApiKey::EndTxn, 1);
+    let v2 = crate::versions::served(ApiKey::EndTxn, 2);
+    assert_eq!((v1, v2), (Some((0, 4)), Some((0, 5))));
+    assert_eq!(crate::versions::served(ApiKey::Produce, 1), Some((3, 11)));
+    assert_eq!(
+        crate::versions::served(ApiKey::TxnOffsetCommit, 1),
+        Some((0, 4))
+    );
+    let features = crate::versions::api_versions(3, 2).finalized_features;
+    assert_eq!(features.len(), 1);
+    assert_eq!(
+        (&*features[0].name, features[0].max_version_level),
+        ("transaction.version", 2)
+    );
+    assert!(crate::versions::api_versions(2, 2)
+        .finalized_features
+        .is_empty());
 }
