@@ -6,12 +6,14 @@
 //! from `scripts/broker.sh` (pinned in `scripts/broker-requirements.txt`). Tansu has known gaps
 //! (for one, a `read_committed` fetch does not filter aborted transactions): a test that meets
 //! one says so and covers that path another way (recorded broker bytes, or the mock cluster).
+//! [`Target`] and [`on_mock_and_tansu!`] run one scenario on both the mock cluster and Tansu.
 
 mod broker;
 mod group_members;
 mod listen;
 mod proxy;
 mod rdkafka_peer;
+mod target;
 
 pub use broker::TestBroker;
 pub use group_members::{
@@ -19,3 +21,4 @@ pub use group_members::{
 };
 pub use proxy::{ByteRange, FaultProxy, ProxyStats};
 pub use rdkafka_peer::{create_topic_with_rdkafka, rdkafka_config};
+pub use target::Target;

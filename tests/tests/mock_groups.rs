@@ -7,6 +7,12 @@
 //! Every phase produces fresh records and checks that the consumers received exactly those,
 //! each from a partition it owned: a lost record, a record read twice (a handover that ignored
 //! the committed offsets) or two owners of one partition fail the test.
+//!
+//! The scenarios that the local broker supports run on it too, with the same code and
+//! assertions (`on_mock_and_tansu!`). The group is observed as a client sees it, through
+//! DescribeGroups and OffsetFetch, on both; the generation, which DescribeGroups does not
+//! report, is the mock's own view. Tansu's DescribeGroups names members by member id only (no
+//! client id, instance id or protocol), so those checks run on the mock only.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,12 +21,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, RebalanceProtocol,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use rdkafka::{ClientContext, Message};
-use sluice_mock::{ApiKey, Fault, GroupState, MockCluster, MockConfig, ResponseError};
-use sluice_tests::rdkafka_config;
+use sluice_client::admin::{Admin, GroupDescription};
+use sluice_client::config::AdminConfig;
+use sluice_mock::{ApiKey, Fault, GroupState, ResponseError};
+use sluice_tests::{on_mock_and_tansu, rdkafka_config, Target};
+use tokio::runtime::Handle;
 
 const WAIT: Duration = Duration::from_secs(30);
 const TOPIC: &str = "orders";
@@ -91,7 +102,10 @@ impl Member {
 /// A group of consumers driven from one thread: every wait polls them all, so that each
 /// serves its rebalance callbacks while the others change the group.
 struct Harness {
-    cluster: Arc<MockCluster>,
+    target: Arc<Target>,
+    /// Observes the group as any client can.
+    admin: Admin,
+    runtime: Handle,
     bootstrap: String,
     group: String,
     strategy: &'static str,
@@ -102,14 +116,20 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(cluster: Arc<MockCluster>, group: &str, strategy: &'static str) -> Harness {
-        let bootstrap = cluster.bootstrap();
+    /// Runs on a blocking thread of the tokio runtime.
+    fn new(target: Arc<Target>, group: &str, strategy: &'static str) -> Harness {
+        let bootstrap = target.bootstrap();
         let producer = rdkafka_config(&bootstrap)
             .set("linger.ms", "5")
             .create()
             .unwrap();
+        let runtime = Handle::current();
+        let config = AdminConfig::from_properties([("bootstrap.servers", bootstrap.as_str())]);
+        let admin = runtime.block_on(Admin::new(config.unwrap())).unwrap();
         Harness {
-            cluster,
+            target,
+            admin,
+            runtime,
             bootstrap,
             group: group.to_owned(),
             strategy,
@@ -135,7 +155,10 @@ impl Harness {
         }
         let debug = std::env::var("MOCK_GROUPS_DEBUG").ok();
         if let Some(debug) = &debug {
-            config.set("debug", debug);
+            // Without the level, the `rdkafka` crate drops librdkafka's debug lines.
+            config
+                .set("debug", debug)
+                .set_log_level(RDKafkaLogLevel::Debug);
         }
         let recorder = Recorder {
             verbose: debug.is_some(),
@@ -159,6 +182,28 @@ impl Harness {
 
     fn member(&self, name: &str) -> &Member {
         self.members.iter().find(|m| m.name == name).unwrap()
+    }
+
+    /// The group as DescribeGroups reports it, `None` if that failed.
+    fn group(&self) -> Option<GroupDescription> {
+        self.runtime
+            .block_on(self.admin.describe_group(&self.group))
+            .ok()
+    }
+
+    /// The group's generation on the mock cluster; `None` on Tansu (DescribeGroups does not
+    /// report it).
+    fn mock_generation(&self) -> Option<i32> {
+        let cluster = self.target.mock_cluster()?;
+        Some(cluster.describe_group(&self.group).unwrap().generation)
+    }
+
+    /// The offset the group committed for `partition`, through OffsetFetch.
+    fn committed(&self, partition: i32) -> Option<i64> {
+        let key = [(TOPIC.to_owned(), partition)];
+        let found = self.admin.list_group_offsets(&self.group, Some(&key));
+        let found = self.runtime.block_on(found).unwrap();
+        found.get(&key[0]).map(|c| c.offset)
     }
 
     /// Polls every member once, keeping what they receive.
@@ -187,7 +232,7 @@ impl Harness {
             assert!(
                 Instant::now() < deadline,
                 "timed out waiting for {what}; owners {owners:?}, group {:?}",
-                self.cluster.describe_group(&self.group)
+                self.group()
             );
         }
     }
@@ -201,9 +246,8 @@ impl Harness {
             let total: usize = owned.iter().map(BTreeSet::len).sum();
             let union: BTreeSet<i32> = owned.iter().flatten().copied().collect();
             let stable = h
-                .cluster
-                .describe_group(&h.group)
-                .is_some_and(|g| g.state == GroupState::Stable && g.members.len() == expected);
+                .group()
+                .is_some_and(|g| g.state == "Stable" && g.members.len() == expected);
             stable
                 && owned.iter().all(|o| !o.is_empty())
                 && total == PARTITIONS as usize
@@ -278,21 +322,34 @@ impl Harness {
     }
 }
 
-async fn cluster() -> Arc<MockCluster> {
-    let cluster = MockCluster::start(MockConfig::with_brokers(3))
-        .await
-        .unwrap();
-    cluster.create_topic(TOPIC, PARTITIONS);
-    Arc::new(cluster)
+/// `target` with the topic under test.
+async fn with_topic(target: Target) -> Arc<Target> {
+    target.create_topic(TOPIC, PARTITIONS).await;
+    Arc::new(target)
+}
+
+on_mock_and_tansu!(
+    range_consumers_split_hand_over_and_rebalance,
+    cooperative_sticky_consumers_split_hand_over_and_rebalance,
+    a_new_consumer_resumes_from_committed_offsets,
+    a_static_member_restarts_without_a_rebalance,
+);
+
+async fn range_consumers_split_hand_over_and_rebalance(target: Target) {
+    split_leave_and_join(target, "range").await;
+}
+
+async fn cooperative_sticky_consumers_split_hand_over_and_rebalance(target: Target) {
+    split_leave_and_join(target, "cooperative-sticky").await;
 }
 
 /// Two consumers split the partitions; one leaves and the other takes all of them; a third
 /// joins and they split again. No record is lost or read twice across the handovers.
-async fn split_leave_and_join(strategy: &'static str) {
-    let cluster = cluster().await;
+async fn split_leave_and_join(target: Target, strategy: &'static str) {
+    let target = with_topic(target).await;
     tokio::task::spawn_blocking(move || {
         let group = format!("split-{strategy}");
-        let mut h = Harness::new(cluster.clone(), &group, strategy);
+        let mut h = Harness::new(target, &group, strategy);
         h.join("c1", None);
         h.join("c2", None);
         h.settle();
@@ -302,38 +359,54 @@ async fn split_leave_and_join(strategy: &'static str) {
         }
         h.produce_and_check(40);
 
-        let before = cluster.describe_group(&group).unwrap().generation;
+        let before = h.mock_generation();
         drop(h.drop_member("c2"));
         h.settle();
         assert_eq!(h.member("c1").owned(), (0..PARTITIONS).collect());
-        let description = cluster.describe_group(&group).unwrap();
         assert!(
-            description.generation > before,
+            before.is_none() || h.mock_generation() > before,
             "leaving rebalanced the group"
         );
-        assert_eq!(description.members.len(), 1);
+        assert_eq!(h.group().unwrap().members.len(), 1);
         h.produce_and_check(40);
 
         h.join("c3", None);
         h.settle();
         h.produce_and_check(40);
-        let description = cluster.describe_group(&group).unwrap();
+        let description = h.group().unwrap();
         let expected_protocol = if strategy == "range" {
             "range"
         } else {
             "cooperative-sticky"
         };
-        assert_eq!(description.protocol.as_deref(), Some(expected_protocol));
-        assert_eq!(description.protocol_type.as_deref(), Some("consumer"));
-        let clients: BTreeSet<String> = description
-            .members
-            .iter()
-            .map(|m| m.client_id.clone())
-            .collect();
-        assert_eq!(clients, ["c1".to_owned(), "c3".to_owned()].into());
+        assert_eq!(description.protocol_type, "consumer");
+        // Tansu's DescribeGroups leaves the protocol empty and names members by member id
+        // only; the members' rebalance protocol (from their JoinGroup answers) shows which
+        // one the group chose, on both.
+        if h.target.mock_cluster().is_some() {
+            assert_eq!(description.assignor, expected_protocol);
+            let clients: BTreeSet<String> = description
+                .members
+                .iter()
+                .map(|m| m.client_id.clone())
+                .collect();
+            assert_eq!(clients, ["c1".to_owned(), "c3".to_owned()].into());
+        }
+        for member in &h.members {
+            let protocol = member.consumer.rebalance_protocol();
+            assert!(
+                matches!(
+                    (strategy, protocol),
+                    ("range", RebalanceProtocol::Eager)
+                        | ("cooperative-sticky", RebalanceProtocol::Cooperative)
+                ),
+                "{} uses the {strategy} protocol",
+                member.name
+            );
+        }
         for p in 0..PARTITIONS {
             assert_eq!(
-                cluster.committed_offset(&group, TOPIC, p),
+                h.committed(p),
                 Some(120),
                 "partition {p}: every record consumed was committed"
             );
@@ -343,22 +416,11 @@ async fn split_leave_and_join(strategy: &'static str) {
     .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn range_consumers_split_hand_over_and_rebalance() {
-    split_leave_and_join("range").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cooperative_sticky_consumers_split_hand_over_and_rebalance() {
-    split_leave_and_join("cooperative-sticky").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_consumer_resumes_from_committed_offsets() {
-    let cluster = cluster().await;
+async fn a_new_consumer_resumes_from_committed_offsets(target: Target) {
+    let target = with_topic(target).await;
     tokio::task::spawn_blocking(move || {
         let group = "resume";
-        let mut h = Harness::new(cluster.clone(), group, "range");
+        let mut h = Harness::new(target, group, "range");
         h.join("first", None);
         h.settle();
         let expected = h.produce(100);
@@ -366,9 +428,7 @@ async fn a_new_consumer_resumes_from_committed_offsets() {
         h.poll_until("250 records", |h| h.members[0].received.len() >= 250);
         let first = h.drop_member("first");
         first.commit();
-        let committed: i64 = (0..PARTITIONS)
-            .map(|p| cluster.committed_offset(group, TOPIC, p).unwrap_or(0))
-            .sum();
+        let committed: i64 = (0..PARTITIONS).map(|p| h.committed(p).unwrap_or(0)).sum();
         assert_eq!(committed as usize, first.received.len());
         let read_first = first.received.clone();
         drop(first);
@@ -392,12 +452,14 @@ async fn a_new_consumer_resumes_from_committed_offsets() {
     .unwrap();
 }
 
+// Mock only: Tansu is one broker (no coordinator to move to) and has no fault injection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_group_recovers_from_a_coordinator_move_and_heartbeat_errors() {
-    let cluster = cluster().await;
+    let target = with_topic(Target::mock().await).await;
     tokio::task::spawn_blocking(move || {
+        let cluster = target.mock_cluster().unwrap();
         let group = "moving";
-        let mut h = Harness::new(cluster.clone(), group, "range");
+        let mut h = Harness::new(target.clone(), group, "range");
         h.join("c1", None);
         h.join("c2", None);
         h.settle();
@@ -413,8 +475,8 @@ async fn the_group_recovers_from_a_coordinator_move_and_heartbeat_errors() {
             Fault::error(ApiKey::Heartbeat, ResponseError::RebalanceInProgress).broker(new),
         );
         cluster.inject(Fault::error(ApiKey::Heartbeat, ResponseError::UnknownMemberId).broker(new));
-        h.poll_until("both injected heartbeat errors", |h| {
-            h.cluster.pending_faults() == 0
+        h.poll_until("both injected heartbeat errors", |_| {
+            cluster.pending_faults() == 0
         });
         h.settle();
         h.produce_and_check(20);
@@ -423,8 +485,8 @@ async fn the_group_recovers_from_a_coordinator_move_and_heartbeat_errors() {
         // Mid-rebalance: a third member joins and the coordinator moves back at once, while
         // the others' JoinGroups are parked at the one that was coordinator.
         h.join("c3", None);
-        h.poll_until("the rebalance to start", |h| {
-            h.cluster
+        h.poll_until("the rebalance to start", |_| {
+            cluster
                 .describe_group(group)
                 .is_some_and(|g| g.state != GroupState::Stable)
         });
@@ -442,49 +504,55 @@ async fn the_group_recovers_from_a_coordinator_move_and_heartbeat_errors() {
     .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_static_member_restarts_without_a_rebalance() {
-    let cluster = cluster().await;
+/// On Tansu in part: it rebalances when the static member comes back (see below).
+async fn a_static_member_restarts_without_a_rebalance(target: Target) {
+    let target = with_topic(target).await;
     tokio::task::spawn_blocking(move || {
         let group = "static";
-        let mut h = Harness::new(cluster.clone(), group, "range");
+        let mut h = Harness::new(target, group, "range");
         h.join("a", Some("instance-a"));
         h.join("b", Some("instance-b"));
         h.settle();
         h.produce_and_check(20);
-        let before = cluster.describe_group(group).unwrap();
+        let before = h.group().unwrap();
+        let generation = h.mock_generation();
         let owned_a = h.member("a").owned();
         let owned_b = h.member("b").owned();
         let revoked_b = h.member("b").revoked();
 
         // A static member sends no LeaveGroup: its place waits for it for a session timeout.
         drop(h.drop_member("a"));
-        assert_eq!(cluster.describe_group(group).unwrap().members.len(), 2);
+        assert_eq!(h.group().unwrap().members.len(), 2);
         h.join("a", Some("instance-a"));
         h.settle();
-        let after = cluster.describe_group(group).unwrap();
-        assert_eq!(after.generation, before.generation, "no rebalance");
         assert_eq!(h.member("a").owned(), owned_a);
         assert_eq!(h.member("b").owned(), owned_b);
-        assert_eq!(h.member("b").revoked(), revoked_b, "b kept its partitions");
-        let instances: BTreeSet<Option<String>> = after
-            .members
-            .iter()
-            .map(|m| m.group_instance_id.clone())
-            .collect();
-        assert_eq!(
-            instances,
-            [Some("instance-a".to_owned()), Some("instance-b".to_owned())].into()
-        );
-        let old_a = before
-            .members
-            .iter()
-            .find(|m| m.group_instance_id.as_deref() == Some("instance-a"))
-            .unwrap();
-        assert!(
-            after.members.iter().all(|m| m.member_id != old_a.member_id),
-            "the restarted member has a new member id"
-        );
+        // Tansu rebalances the group when a static member rejoins (b's partitions are revoked
+        // and given back) and gives it back its old member id, which KIP-345 does not; its
+        // DescribeGroups reports no instance ids.
+        if h.target.mock_cluster().is_some() {
+            let after = h.group().unwrap();
+            let instances: BTreeSet<Option<String>> = after
+                .members
+                .iter()
+                .map(|m| m.group_instance_id.clone())
+                .collect();
+            assert_eq!(
+                instances,
+                [Some("instance-a".to_owned()), Some("instance-b".to_owned())].into()
+            );
+            assert_eq!(h.mock_generation(), generation, "no rebalance");
+            assert_eq!(h.member("b").revoked(), revoked_b, "b kept its partitions");
+            let old_a = before
+                .members
+                .iter()
+                .find(|m| m.group_instance_id.as_deref() == Some("instance-a"))
+                .unwrap();
+            assert!(
+                after.members.iter().all(|m| m.member_id != old_a.member_id),
+                "the restarted member has a new member id"
+            );
+        }
         h.produce_and_check(20);
     })
     .await
