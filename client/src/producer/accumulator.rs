@@ -2,7 +2,7 @@
 //! queue of sealed batches waiting for the sender.
 //!
 //! Why batches are built at `send` time: a record is encoded once, straight into the batch's
-//! buffer ([`BatchWriter`]), and the batch is sent as it is (compressed once, off the sender
+//! buffer ([`BatchBuilder`]), and the batch is sent as it is (compressed once, off the sender
 //! task). A batch is sealed when the next record would push it past `batch_size` (or past
 //! what fits in one request), when it reaches `batch_size`, when `linger` has passed since its
 //! first record, and on `flush` or `close` (the sender seals by time, see
@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use sluice_protocol::record::BATCH_HEADER_LEN;
+use sluice_protocol::record::{BatchBuilder, BatchHeader, BATCH_HEADER_LEN};
 use sluice_protocol::Compression;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
@@ -33,8 +33,8 @@ use tokio::time::Instant;
 use super::batch::{Incomplete, ProducerBatch, TopicPartition};
 use super::memory::{BufferMemory, Reservation};
 use super::partitioner::{self, key_partition, Partitioner, Sticky};
+use super::pool::BufferPool;
 use super::record::{DeliveryFuture, ProducerRecord};
-use super::writer::{BatchWriter, BufferPool};
 use crate::cluster::TopicInfo;
 use crate::error::{Error, KafkaCode};
 
@@ -556,7 +556,13 @@ impl Accumulator {
         let config = &self.config;
         ProducerBatch::new(
             tp,
-            BatchWriter::with_buffer(config.compression, buffer),
+            BatchBuilder::with_buffer(
+                BatchHeader {
+                    compression: config.compression,
+                    ..BatchHeader::default()
+                },
+                buffer,
+            ),
             now,
             config.delivery_timeout,
             &self.incomplete,

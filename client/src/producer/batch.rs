@@ -1,4 +1,4 @@
-//! A producer batch: the records of one partition encoded into a [`BatchWriter`], the
+//! A producer batch: the records of one partition encoded into a [`BatchBuilder`], the
 //! completion its records' futures wait on, the buffer memory they hold, and its retry state.
 //!
 //! Why it carries so much: a batch is the unit the whole producer moves around (accumulator
@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use sluice_protocol::record::{restamp, BatchBuilder, SealedBatch};
 use sluice_protocol::Compressor;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -20,8 +21,8 @@ use tokio::time::Instant;
 use super::completion::{Completion, CompletionGuard};
 use super::idempotence::{Head, Stamp};
 use super::memory::Reservation;
+use super::pool::BufferPool;
 use super::record::{DeliveryFuture, ProducerRecord};
-use super::writer::{field, set_crc, BatchWriter, BufferPool, SealedBatch};
 use crate::error::{Error, Result};
 
 /// A topic and partition.
@@ -50,7 +51,7 @@ pub(crate) struct Ack {
 #[derive(Debug)]
 enum Body {
     /// Records are added (open), or it is sealed and not finished yet.
-    Writing(BatchWriter),
+    Writing(BatchBuilder),
     /// Being compressed off the sender task.
     Compressing(Arc<Mutex<Option<Result<SealedBatch>>>>),
     /// Compressed; the header is left to write.
@@ -123,7 +124,7 @@ impl ProducerBatch {
     /// An empty batch for `tp`, registered in `incomplete` under `id` until it ends.
     pub(crate) fn new(
         tp: TopicPartition,
-        writer: BatchWriter,
+        writer: BatchBuilder,
         now: Instant,
         delivery_timeout: Duration,
         incomplete: &Arc<Incomplete>,
@@ -180,7 +181,16 @@ impl ProducerBatch {
         let Body::Writing(writer) = &mut self.body else {
             return Err(Error::Closed);
         };
-        writer.push(record, timestamp)?;
+        let headers = record
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_bytes(), v.as_deref()));
+        writer.push(
+            timestamp,
+            record.key.as_deref(),
+            record.value.as_deref(),
+            headers,
+        )?;
         let index = self.count;
         self.count += 1;
         self.used += size;
@@ -217,7 +227,7 @@ impl ProducerBatch {
 
     /// Takes the records out to be compressed elsewhere (see `sender.rs`), if the batch has a
     /// codec and was not compressed yet; `encode` waits for [`CompressionJob::deliver`] then.
-    pub(crate) fn start_compression(&mut self) -> Option<(BatchWriter, CompressionJob)> {
+    pub(crate) fn start_compression(&mut self) -> Option<(BatchBuilder, CompressionJob)> {
         if !self.awaits_compression() {
             return None;
         }
@@ -261,15 +271,17 @@ impl ProducerBatch {
         let (bytes, stamped) = match std::mem::replace(&mut self.body, Body::Gone) {
             Body::Encoded(bytes, stamped) => (bytes, stamped),
             Body::Writing(writer) => (
-                writer.finish(stamp.as_ref(), compressor, &self.pool)?,
+                finish(seal(writer, compressor, &self.pool)?, stamp.as_ref())?,
                 stamp,
             ),
-            Body::Sealed(sealed) => (sealed.finish(stamp.as_ref())?, stamp),
+            Body::Sealed(sealed) => (finish(sealed, stamp.as_ref())?, stamp),
             Body::Failed(error) => return Err(error),
             Body::Compressing(_) | Body::Gone => return Err(Error::Closed),
         };
         let bytes = match stamp {
-            Some(stamp) if stamped != Some(stamp) => restamp(bytes, &stamp)?,
+            Some(s) if stamped != Some(s) => {
+                restamp(bytes, s.producer.id, s.producer.epoch, s.base_sequence)?
+            }
             _ => bytes,
         };
         self.body = Body::Encoded(bytes.clone(), stamp);
@@ -308,15 +320,32 @@ impl ProducerBatch {
     }
 }
 
-/// Rewrites a finished batch's producer fields and CRC.
-fn restamp(bytes: Bytes, stamp: &Stamp) -> Result<Bytes> {
-    let mut buf = bytes
-        .try_into_mut()
-        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-    buf[field::PRODUCER_ID..][..8].copy_from_slice(&stamp.producer.id.to_be_bytes());
-    buf[field::PRODUCER_EPOCH..][..2].copy_from_slice(&stamp.producer.epoch.to_be_bytes());
-    buf[field::BASE_SEQUENCE..][..4].copy_from_slice(&stamp.base_sequence.to_be_bytes());
-    set_crc(buf.freeze())
+/// Makes a batch's records final: compressed (if it has a codec) into a buffer from `pool`,
+/// which gets the records' buffer back. Needs nothing but the batch: runs on any thread.
+pub(crate) fn seal(
+    writer: BatchBuilder,
+    compressor: &mut Compressor,
+    pool: &BufferPool,
+) -> Result<SealedBatch> {
+    let (sealed, spent) = writer.seal(compressor, |capacity| pool.take_cold(capacity))?;
+    if let Some(buf) = spent {
+        pool.give(buf);
+    }
+    Ok(sealed)
+}
+
+/// The finished batch, its header carrying `stamp`'s producer id, epoch and base sequence
+/// (or -1s without idempotence).
+fn finish(mut sealed: SealedBatch, stamp: Option<&Stamp>) -> Result<Bytes> {
+    if let Some(s) = stamp {
+        sealed.set_producer(
+            s.producer.id,
+            s.producer.epoch,
+            s.base_sequence,
+            s.transactional,
+        );
+    }
+    Ok(sealed.finish()?)
 }
 
 /// Batches not complete, each with a semaphore closed when it completes (an event that any

@@ -51,10 +51,10 @@ mod completion;
 mod idempotence;
 mod memory;
 pub mod partitioner;
+mod pool;
 mod record;
 mod requests;
 mod sender;
-mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;

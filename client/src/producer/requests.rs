@@ -256,8 +256,8 @@ mod tests {
     #[test]
     fn a_request_groups_partitions_by_topic() {
         use crate::producer::batch::Incomplete;
-        use crate::producer::writer::{BatchWriter, BufferPool};
-        use sluice_protocol::Compression;
+        use crate::producer::pool::BufferPool;
+        use sluice_protocol::record::{BatchBuilder, BatchHeader};
         use tokio::time::Instant;
         let incomplete = Arc::new(Incomplete::default());
         let pool = Arc::new(BufferPool::new(0, 0));
@@ -268,7 +268,7 @@ mod tests {
             };
             let b = ProducerBatch::new(
                 tp,
-                BatchWriter::new(Compression::None, 0),
+                BatchBuilder::new(BatchHeader::default()),
                 Instant::now(),
                 Duration::from_secs(1),
                 &incomplete,

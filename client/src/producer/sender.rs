@@ -729,7 +729,7 @@ impl Compressing {
         tokio::task::spawn_blocking(move || {
             let taken = idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
             let mut compressor = taken.unwrap_or_default();
-            job.deliver(writer.compress(&mut compressor, done.acc.pool()));
+            job.deliver(super::batch::seal(writer, &mut compressor, done.acc.pool()));
             idle.lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(compressor);

@@ -14,6 +14,6 @@ mod wire;
 pub use batch::{
     Attributes, RecordBatch, RecordBatches, TimestampType, BATCH_HEADER_LEN, LOG_OVERHEAD,
 };
-pub use builder::{BatchBuilder, BatchHeader};
+pub use builder::{restamp, BatchBuilder, BatchHeader, SealedBatch};
 pub use control::{ControlRecord, ControlType};
 pub use records::{DecodedRecords, Header, Headers, Record, Records};

@@ -4,6 +4,7 @@
 //! and the byte offset in the caller's coordinates (`origin` + index), so errors point at the
 //! damage. Varints follow the protobuf zigzag encoding the record format uses (KIP-98).
 
+#[cfg(test)]
 use bytes::BufMut;
 
 use crate::error::{Error, Result};
@@ -305,8 +306,9 @@ pub(crate) fn varint_len(v: i64) -> usize {
     (64 - (z | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-/// Writes `v` as a zigzag varint (varlong when it needs more than 32 bits).
-#[inline]
+/// Writes `v` as a zigzag varint (varlong when it needs more than 32 bits): the reference
+/// the decoders and the builder's own encoder are tested against.
+#[cfg(test)]
 pub(crate) fn put_varint(out: &mut impl BufMut, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
