@@ -7,10 +7,8 @@
 //! nothing, as in kcat. `--format json` prints the line `sluice dump` prints, plus `topic` and
 //! `partition`.
 //!
-//! `-e` exits once every partition has been read to its end: its high watermark (under
-//! `read_committed`, its last stable offset), as listed when the command starts and as later
-//! fetch responses report it, so records that arrive while it reads are read too, as kcat's
-//! end-of-partition events do. `-c` stops after that many records in all.
+//! `-e` exits once every partition has been read to its end (`ends.rs`). `-c` stops after
+//! that many records in all.
 //!
 //! With `-g GROUP` it reads as a member of a consumer group instead (`consume_group.rs`).
 //!
@@ -27,6 +25,7 @@ use sluice_client::consumer::{Consumer, FetchedBatch, Offset};
 use sluice_protocol::record::Record;
 
 use crate::connect::{topic_partitions, BrokerArgs};
+use crate::ends::{Ends, Key};
 use crate::flags::{parse_delimiter, Delimiter};
 use crate::json::RecordLine;
 use crate::CliError;
@@ -199,21 +198,25 @@ pub(crate) async fn run(args: &Args) -> Result<(), CliError> {
             .map(|p| (topic.as_str(), *p, offset(start)))
             .collect(),
     };
-    let ends = args.exit_at_end.then(|| Ends {
-        topic: topic.clone(),
-        pending: ends,
-        read_committed: lookup.isolation == IsolationLevel::ReadCommitted,
+    let ends = args.exit_at_end.then(|| {
+        let mut tracked = Ends::new(lookup.isolation);
+        for (partition, end) in ends {
+            tracked.insert((topic.clone(), partition), end);
+        }
+        tracked
     });
+    let keys: Vec<Key> = partitions.iter().map(|p| (topic.clone(), *p)).collect();
     let mut consumer = Consumer::new(config).await?;
     consumer.assign_with_offsets(&starts);
-    let result = read(&mut consumer, ends, args.count, &mut printer).await;
+    let result = read(&mut consumer, &keys, ends, args.count, &mut printer).await;
     printer.out.flush()?;
     result
 }
 
-/// Prints records until `-e`'s ends or `-c`'s count are reached (or forever).
+/// Prints records of `partitions` until `-e`'s ends or `-c`'s count are reached (or forever).
 async fn read(
     consumer: &mut Consumer,
+    partitions: &[Key],
     mut ends: Option<Ends>,
     count: Option<u64>,
     printer: &mut Printer,
@@ -222,7 +225,7 @@ async fn read(
     loop {
         let batch = match &mut ends {
             Some(ends) => {
-                if ends.reached(consumer) {
+                if ends.all_reached(partitions.iter(), |(t, p)| consumer.position(t, *p)) {
                     return Ok(());
                 }
                 // poll_batch is cancel safe: a timeout loses nothing.
@@ -284,38 +287,6 @@ impl Lookup<'_> {
             found.insert(partition, listed.offset);
         }
         Ok(found)
-    }
-}
-
-/// `-e`'s bookkeeping: the partitions not yet read to their end, with that end.
-#[derive(Debug)]
-struct Ends {
-    topic: String,
-    pending: HashMap<i32, i64>,
-    read_committed: bool,
-}
-
-impl Ends {
-    /// Moves a partition's end up to what a fetch response reported.
-    fn saw(&mut self, batch: &FetchedBatch) {
-        let end = if self.read_committed && batch.last_stable_offset() >= 0 {
-            batch.last_stable_offset()
-        } else {
-            batch.high_watermark()
-        };
-        if let Some(known) = self.pending.get_mut(&batch.partition()) {
-            *known = (*known).max(end);
-        }
-    }
-
-    /// Drops the partitions whose position reached their end; true when none is left.
-    fn reached(&mut self, consumer: &Consumer) -> bool {
-        self.pending.retain(|partition, end| {
-            consumer
-                .position(&self.topic, *partition)
-                .is_none_or(|position| position < *end)
-        });
-        self.pending.is_empty()
     }
 }
 

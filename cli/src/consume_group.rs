@@ -6,16 +6,17 @@
 //! and on exit, so a member that stops after `-c N` records or on Ctrl-C hands over exactly
 //! where it stopped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::time::Duration;
 
-use sluice_client::admin::{Admin, OffsetSpec};
-use sluice_client::config::{AdminConfig, ConsumerConfig, IsolationLevel};
+use sluice_client::admin::Admin;
+use sluice_client::config::{AdminConfig, ConsumerConfig};
 use sluice_client::group::{GroupConsumer, GroupEvent, OffsetToCommit};
 use tokio::time::Instant;
 
 use crate::consume::Printer;
+use crate::ends::Ends;
 use crate::CliError;
 
 /// How often printed positions are committed while reading.
@@ -47,7 +48,7 @@ pub(crate) async fn run(read: GroupRead<'_>, printer: &mut Printer) -> Result<()
         properties.push(("auto.offset.reset".into(), reset.into()));
     }
     let config = ConsumerConfig::from_properties(properties)?;
-    let isolation = config.isolation_level();
+    let mut ends = Ends::new(config.isolation_level());
     let admin = Admin::new(AdminConfig::from(config.client().clone())).await?;
     let mut consumer = GroupConsumer::new(config).await?;
     consumer.subscribe(read.topics);
@@ -55,14 +56,24 @@ pub(crate) async fn run(read: GroupRead<'_>, printer: &mut Printer) -> Result<()
     let mut printed: u64 = 0;
     // The offset after the last printed record, per partition: what to commit.
     let mut position: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    let mut ends: HashMap<(String, i32), i64> = HashMap::new();
     let mut assigned_once = false;
     let mut next_commit = Instant::now() + COMMIT_EVERY;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
-        if read.exit_at_end && assigned_once && at_end(&mut consumer, &position, &mut ends) {
-            break;
+        if read.exit_at_end && assigned_once {
+            let owned = consumer.assignment();
+            let inner = consumer.consumer();
+            // Printed records count first: the fetch position runs ahead of them.
+            let at = |key: &(String, i32)| {
+                position
+                    .get(key)
+                    .copied()
+                    .or_else(|| inner.position(&key.0, key.1))
+            };
+            if ends.all_reached(owned.iter(), at) {
+                break;
+            }
         }
         // poll_for never cuts a rebalance short; the timeout only bounds waiting for data.
         let wait = if read.exit_at_end {
@@ -80,16 +91,7 @@ pub(crate) async fn run(read: GroupRead<'_>, printer: &mut Printer) -> Result<()
         match event {
             GroupEvent::Batch(batch) => {
                 let key = (batch.topic().to_owned(), batch.partition());
-                if let Some(end) = ends.get_mut(&key) {
-                    let seen = if isolation == IsolationLevel::ReadCommitted
-                        && batch.last_stable_offset() >= 0
-                    {
-                        batch.last_stable_offset()
-                    } else {
-                        batch.high_watermark()
-                    };
-                    *end = (*end).max(seen);
-                }
+                ends.saw(&batch);
                 for record in batch.records() {
                     let record = record?;
                     printer.print(&batch, &record)?;
@@ -107,20 +109,20 @@ pub(crate) async fn run(read: GroupRead<'_>, printer: &mut Printer) -> Result<()
             GroupEvent::Assigned(added) => {
                 assigned_once = true;
                 if read.exit_at_end {
-                    ends.extend(end_offsets(&admin, &added, isolation).await?);
+                    ends.look_up(&admin, &added).await?;
                 }
             }
             GroupEvent::Revoked(gone) => {
                 commit(&mut consumer, &position, Some(&gone)).await;
                 for key in &gone {
                     position.remove(key);
-                    ends.remove(key);
+                    ends.forget(key);
                 }
             }
             GroupEvent::Lost(gone) => {
                 for key in &gone {
                     position.remove(key);
-                    ends.remove(key);
+                    ends.forget(key);
                 }
             }
         }
@@ -153,52 +155,4 @@ async fn commit(
     if let Err(e) = consumer.commit_offsets(&offsets).await {
         let _ = writeln!(io::stderr(), "sluice: warning: commit failed: {e}");
     }
-}
-
-/// The end offsets of newly assigned partitions.
-async fn end_offsets(
-    admin: &Admin,
-    partitions: &[(String, i32)],
-    isolation: IsolationLevel,
-) -> Result<Vec<((String, i32), i64)>, CliError> {
-    let asked: Vec<(&str, i32, OffsetSpec)> = partitions
-        .iter()
-        .map(|(t, p)| (t.as_str(), *p, OffsetSpec::Latest))
-        .collect();
-    admin
-        .list_offsets(&asked, isolation)
-        .await
-        .into_iter()
-        .map(|(key, result)| {
-            let listed = result.map_err(|e| {
-                CliError::Failed(format!(
-                    "cannot look up the end of {}-{}: {e}",
-                    key.0, key.1
-                ))
-            })?;
-            Ok((key, listed.offset))
-        })
-        .collect()
-}
-
-/// Whether every owned partition has been read to its end (its position, printed or fetched,
-/// is at least the end known for it).
-fn at_end(
-    consumer: &mut GroupConsumer,
-    position: &BTreeMap<(String, i32), i64>,
-    ends: &mut HashMap<(String, i32), i64>,
-) -> bool {
-    let owned = consumer.assignment();
-    let inner = consumer.consumer();
-    owned.iter().all(|key| {
-        let Some(end) = ends.get(key) else {
-            return false;
-        };
-        let at = position
-            .get(key)
-            .copied()
-            .or_else(|| inner.position(&key.0, key.1))
-            .unwrap_or(-1);
-        at >= *end
-    })
 }

@@ -8,6 +8,7 @@ mod copy;
 mod deliveries;
 mod demo;
 mod dump;
+mod ends;
 mod flags;
 mod group;
 mod json;
