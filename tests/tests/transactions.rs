@@ -50,6 +50,24 @@ async fn send_values(producer: &Producer, topic: &str, values: std::ops::Range<u
     }
 }
 
+/// A standalone consumer's group metadata (generation -1, no member id).
+fn standalone(group: &str) -> GroupMetadata {
+    GroupMetadata {
+        group_id: group.into(),
+        generation_id: -1,
+        member_id: String::new(),
+        group_instance_id: None,
+    }
+}
+
+async fn end_transaction(producer: &Producer, commit: bool) {
+    if commit {
+        producer.commit_transaction().await.unwrap();
+    } else {
+        producer.abort_transaction().await.unwrap();
+    }
+}
+
 /// The values sluice reads from partition 0 of `topic` until `quiet` passes with nothing new.
 async fn sluice_read(
     bootstrap: &str,
@@ -112,11 +130,7 @@ async fn committed_records_are_visible_and_aborted_ones_are_not() {
     for (values, commit) in [(0..100, true), (100..200, false), (200..300, true)] {
         producer.begin_transaction().unwrap();
         send_values(&producer, "txn", values).await;
-        if commit {
-            producer.commit_transaction().await.unwrap();
-        } else {
-            producer.abort_transaction().await.unwrap();
-        }
+        end_transaction(&producer, commit).await;
     }
     let committed: Vec<String> = range(0..100).into_iter().chain(range(200..300)).collect();
     let quiet = Duration::from_millis(500);
@@ -243,12 +257,7 @@ async fn the_transaction_protocol_follows_the_cluster(transaction_version: i16) 
     let b = cluster.bootstrap();
     let producer = transactional(&b, "t-tv").await;
     let (pid, epoch) = cluster.producer_identity("t-tv").unwrap();
-    let group = GroupMetadata {
-        group_id: "g-tv".into(),
-        generation_id: -1,
-        member_id: String::new(),
-        group_instance_id: None,
-    };
+    let group = standalone("g-tv");
     for (i, commit) in [(0, true), (1, false), (2, true)] {
         producer.begin_transaction().unwrap();
         let mut pending = Vec::new();
@@ -262,11 +271,7 @@ async fn the_transaction_protocol_follows_the_cluster(transaction_version: i16) 
             .send_offsets_to_transaction(&[OffsetToCommit::new("tv", 0, i + 1)], &group)
             .await
             .unwrap();
-        if commit {
-            producer.commit_transaction().await.unwrap();
-        } else {
-            producer.abort_transaction().await.unwrap();
-        }
+        end_transaction(&producer, commit).await;
         for delivery in pending {
             delivery.await.unwrap();
         }
@@ -336,25 +341,15 @@ async fn offsets_commit_with_the_transaction_and_a_zombie_generation_is_refused(
     cluster.create_topic("dst", 1);
     let b = cluster.bootstrap();
     let producer = transactional(&b, "t-offsets").await;
-    // A standalone consumer's offsets (generation -1, no member id).
-    let standalone = GroupMetadata {
-        group_id: "g-standalone".into(),
-        generation_id: -1,
-        member_id: String::new(),
-        group_instance_id: None,
-    };
+    let group = standalone("g-standalone");
     for (offset, commit) in [(10, true), (20, false)] {
         producer.begin_transaction().unwrap();
         send_values(&producer, "dst", 0..5).await;
         producer
-            .send_offsets_to_transaction(&[OffsetToCommit::new("src", 0, offset)], &standalone)
+            .send_offsets_to_transaction(&[OffsetToCommit::new("src", 0, offset)], &group)
             .await
             .unwrap();
-        if commit {
-            producer.commit_transaction().await.unwrap();
-        } else {
-            producer.abort_transaction().await.unwrap();
-        }
+        end_transaction(&producer, commit).await;
     }
     assert_eq!(
         cluster.committed_offset("g-standalone", "src", 0),
