@@ -499,12 +499,9 @@ async fn auto_commit_covers_the_last_records_before_a_quiet_spell() {
     a.leave().await;
 }
 
-/// KIP-429's point, not met yet: a cooperative member keeps reading the partitions it keeps
-/// while a slow member holds the rebalance open. sluice runs the rebalance inside `poll`, and
-/// the coordinator holds the JoinGroup until every member has rejoined, so `poll` hands out
-/// no records until then; Java's consumer sends JoinGroup without waiting for it in `poll`
-/// and keeps returning records (KAFKA-8421).
-#[ignore = "GroupConsumer::poll blocks for the whole rebalance (see the doc comment)"]
+/// KIP-429's point: a cooperative member keeps reading the partitions it keeps while a slow
+/// member holds the rebalance open (the coordinator holds JoinGroup until every member has
+/// rejoined); `poll` runs JoinGroup beside the reads, as Java's consumer does (KAFKA-8421).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cooperative_members_keep_reading_during_a_held_rebalance() {
     let mut s = Setup::new().await;

@@ -8,6 +8,11 @@
 //! application's reads, and partition changes reach the application as [`GroupEvent`]s
 //! *before* they take effect: after a `Revoked` event the application may still commit the
 //! offsets of those partitions, because the member joins again only on the next `poll`.
+//!
+//! Under a cooperative assignor a member keeps its partitions through a rebalance, so `poll`
+//! keeps handing out their records while JoinGroup and SyncGroup are under way (the
+//! coordinator may hold JoinGroup until a slow member rejoins), as Java's consumer does since
+//! KAFKA-8421. Under an eager one the member owns nothing while it joins, so it just waits.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -21,7 +26,7 @@ use super::assignor::{wire, Assignor, RebalanceProtocol, Subscription, TopicPart
 use super::coordinator::{Coordinator, CoordinatorType};
 use super::membership::{self, rejoin_reason, Identity, JoinSettings, Joined, Rejoin};
 use super::offsets::{self, CommittedOffset, Committer, OffsetToCommit, Retry};
-use crate::cluster::Backoff;
+use crate::cluster::{Backoff, Cluster};
 use crate::config::{ConsumerConfig, IsolationLevel, OffsetReset};
 use crate::consumer::{Consumer, FetchedBatch, Offset};
 use crate::error::{Error, KafkaCode, Result};
@@ -156,7 +161,7 @@ pub struct GroupConsumer {
     consumer: Consumer,
     shared: Arc<Shared>,
     heartbeat: JoinHandle<()>,
-    assignors: Vec<Box<dyn Assignor>>,
+    assignors: Arc<[Box<dyn Assignor>]>,
     topics: BTreeSet<String>,
     owned: TopicPartitions,
     /// The next offset to commit per partition: after the last record handed out.
@@ -166,6 +171,8 @@ pub struct GroupConsumer {
     events: VecDeque<GroupEvent>,
     /// A join is due once the events before it are handed out.
     join_due: bool,
+    /// The JoinGroup / SyncGroup exchange under way beside reads (cooperative rebalances).
+    joining: Option<Joining>,
     /// Partitions handed out in a `Revoked` event, given up on the next `poll` (so the
     /// application can still commit their offsets in between).
     revoking: Vec<(String, i32)>,
@@ -239,6 +246,7 @@ impl GroupConsumer {
             consumed: HashMap::new(),
             events: VecDeque::new(),
             join_due: false,
+            joining: None,
             revoking: Vec::new(),
             next_auto_commit: Instant::now() + settings.auto_commit.unwrap_or(Duration::MAX / 4),
             group_id,
@@ -292,9 +300,9 @@ impl GroupConsumer {
     }
 
     /// Like [`poll`](Self::poll), but returns `None` if no batch or partition change came
-    /// within `max_wait`. A rebalance under way runs to its end first, whatever the limit
-    /// (Java's eager `poll(Duration)` does the same; its cooperative one keeps handing out
-    /// records while a rebalance waits on other members, which this does not yet do).
+    /// within `max_wait`. An eager rebalance under way runs to its end first, whatever the
+    /// limit (as Java's `poll(Duration)` does); a cooperative one goes on in the background
+    /// of the reads and of the next calls.
     pub async fn poll_for(&mut self, max_wait: Duration) -> Result<Option<GroupEvent>> {
         self.poll_until(Some(Instant::now() + max_wait)).await
     }
@@ -314,7 +322,10 @@ impl GroupConsumer {
                 return Err(e);
             }
             self.maybe_auto_commit();
-            let need = {
+            let need = if self.joining.is_some() {
+                // The join under way settles the membership first.
+                None
+            } else {
                 // Taking the need starts the rejoin: from here an error about the generation
                 // being left must not ask for another one (see `request_rejoin`).
                 let mut st = self.shared.lock();
@@ -328,11 +339,16 @@ impl GroupConsumer {
                 self.prepare_join(need).await;
                 continue;
             }
-            if self.join_due {
-                self.join_and_sync().await?;
+            if self.join_due && !self.joins_beside_reads() {
+                let assignment = self.negotiation().run().await?;
+                self.take_assignment(assignment).await?;
                 continue;
             }
-            let wake = self.shared.app_wake.notified();
+            if self.join_due && self.joining.is_none() {
+                self.joining = Some(Joining(Mutex::new(Box::pin(self.negotiation().run()))));
+            }
+            let shared = Arc::clone(&self.shared);
+            let wake = shared.app_wake.notified();
             tokio::pin!(wake);
             wake.as_mut().enable();
             if self.shared.lock().need.is_some() {
@@ -346,15 +362,30 @@ impl GroupConsumer {
             if self.shared.settings.auto_commit.is_some() && self.shared.lock().stable {
                 wake_at = wake_at.min(self.next_auto_commit);
             }
-            tokio::select! {
+            let joining = self.joining.as_mut().map(|j| {
+                j.0.get_mut()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_mut()
+            });
+            let joined = tokio::select! {
+                assignment = async {
+                    match joining {
+                        Some(joining) => Some(joining.await),
+                        None => std::future::pending().await,
+                    }
+                } => assignment,
                 batch = self.consumer.poll_batch() => {
                     let batch = batch?;
                     record_consumed(&mut self.consumed, &batch);
                     return Ok(Some(GroupEvent::Batch(batch)));
                 }
-                () = &mut wake => {}
+                () = &mut wake => None,
                 () = tokio::time::sleep_until(deadline.unwrap_or(far)) => return Ok(None),
-                () = tokio::time::sleep_until(wake_at) => {}
+                () = tokio::time::sleep_until(wake_at) => None,
+            };
+            if let Some(assignment) = joined {
+                self.joining = None;
+                self.take_assignment(assignment?).await?;
             }
         }
     }
@@ -563,12 +594,128 @@ impl GroupConsumer {
         self.consumer.assign_keeping(keep);
     }
 
-    /// JoinGroup, the leader's assignment, SyncGroup, then the new partitions' offsets.
-    async fn join_and_sync(&mut self) -> Result<()> {
+    /// Whether a join runs beside reads: under a cooperative protocol, while the member owns
+    /// partitions (it keeps them through the rebalance).
+    fn joins_beside_reads(&self) -> bool {
+        self.protocol() == RebalanceProtocol::Cooperative && !self.owned.is_empty()
+    }
+
+    /// What JoinGroup and SyncGroup need, taken now.
+    fn negotiation(&self) -> Negotiation {
+        Negotiation {
+            shared: Arc::clone(&self.shared),
+            assignors: Arc::clone(&self.assignors),
+            topics: self.topics.clone(),
+            owned: self.owned.clone(),
+            cluster: self.consumer.cluster().clone(),
+        }
+    }
+
+    /// Takes on the assignment SyncGroup gave: revokes what moved away (cooperative), starts
+    /// reading what is new from its committed offsets.
+    async fn take_assignment(&mut self, assignment: bytes::Bytes) -> Result<()> {
+        let shared = Arc::clone(&self.shared);
+        let (assigned, _user_data) = wire::decode_assignment(assignment)?;
+        let assigned: TopicPartitions = assigned
+            .into_iter()
+            .filter(|(topic, _)| self.topics.contains(topic))
+            .collect();
+        let new = flatten(&assigned);
+        let old = flatten(&self.owned);
+        let revoked: Vec<(String, i32)> =
+            old.iter().filter(|tp| !new.contains(tp)).cloned().collect();
+        let added: Vec<(String, i32)> =
+            new.iter().filter(|tp| !old.contains(tp)).cloned().collect();
+        if !revoked.is_empty() {
+            // Cooperative: give up only what moves, then rejoin so the others can take it.
+            self.auto_commit_now(&revoked).await;
+            self.events.push_back(GroupEvent::Revoked(revoked.clone()));
+            self.revoking.extend(revoked.iter().cloned());
+        }
+        let starts = self.starting_offsets(&added).await?;
+        let mut all: Vec<(String, i32, Offset)> = flatten(&self.owned)
+            .into_iter()
+            .map(|(t, p)| (t, p, Offset::End))
+            .collect();
+        all.extend(starts);
+        self.consumer.assign_keeping(all);
+        for (topic, partition) in &added {
+            let list = self.owned.entry(topic.clone()).or_default();
+            list.push(*partition);
+            list.sort_unstable();
+        }
+        self.events.push_back(GroupEvent::Assigned(added));
+        {
+            let mut st = shared.lock();
+            st.stable = true;
+            if !revoked.is_empty() {
+                st.need.get_or_insert(Need::Rejoin(Rejoin::Rebalance));
+            }
+        }
+        shared.heartbeat_wake.notify_one();
+        self.join_due = false;
+        Ok(())
+    }
+
+    /// Where newly assigned partitions start: their committed offsets, or the reset policy.
+    async fn starting_offsets(
+        &self,
+        added: &[(String, i32)],
+    ) -> Result<Vec<(String, i32, Offset)>> {
+        if added.is_empty() {
+            return Ok(Vec::new());
+        }
+        let committed = self.committed(added).await?;
+        let mut starts = Vec::with_capacity(added.len());
+        for (topic, partition) in added {
+            let offset = match committed.get(&(topic.clone(), *partition)).cloned().flatten() {
+                Some(c) => Offset::Exact(c.offset),
+                None => match self.shared.settings.reset {
+                    OffsetReset::Earliest => Offset::Beginning,
+                    OffsetReset::Latest => Offset::End,
+                    OffsetReset::Error => {
+                        return Err(Error::kafka(
+                            KafkaCode::OFFSET_OUT_OF_RANGE,
+                            format!("{topic}-{partition} has no committed offset and auto.offset.reset is none"),
+                        ))
+                    }
+                },
+            };
+            starts.push((topic.clone(), *partition, offset));
+        }
+        Ok(starts)
+    }
+}
+
+/// A JoinGroup / SyncGroup exchange, owning all it needs so that it can run beside reads.
+/// (In a `Mutex` only to be `Sync`, as `GroupConsumer` is: it is polled through `get_mut`.)
+struct Joining(Mutex<JoinFuture>);
+
+type JoinFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<bytes::Bytes>> + Send>>;
+
+impl std::fmt::Debug for Joining {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Joining")
+    }
+}
+
+/// What JoinGroup, the leader's assignment and SyncGroup need from the member.
+struct Negotiation {
+    shared: Arc<Shared>,
+    assignors: Arc<[Box<dyn Assignor>]>,
+    topics: BTreeSet<String>,
+    owned: TopicPartitions,
+    cluster: Cluster,
+}
+
+impl Negotiation {
+    /// JoinGroup, the leader's assignment, SyncGroup (again while the coordinator asks):
+    /// this member's encoded assignment.
+    async fn run(self) -> Result<bytes::Bytes> {
         let shared = Arc::clone(&self.shared);
         let settings = &shared.settings;
         let mut failures = 0u32;
-        let assignment = loop {
+        loop {
             if failures > 0 {
                 tokio::time::sleep(settings.backoff.delay(failures)).await;
             }
@@ -612,57 +759,17 @@ impl GroupConsumer {
             )
             .await
             {
-                Ok(bytes) => break bytes,
+                Ok(bytes) => return Ok(bytes),
                 Err(e) => {
                     failures += 1;
                     self.on_join_error(&e)?;
                 }
             }
-        };
-        let (assigned, _user_data) = wire::decode_assignment(assignment)?;
-        let assigned: TopicPartitions = assigned
-            .into_iter()
-            .filter(|(topic, _)| self.topics.contains(topic))
-            .collect();
-        let new = flatten(&assigned);
-        let old = flatten(&self.owned);
-        let revoked: Vec<(String, i32)> =
-            old.iter().filter(|tp| !new.contains(tp)).cloned().collect();
-        let added: Vec<(String, i32)> =
-            new.iter().filter(|tp| !old.contains(tp)).cloned().collect();
-        if !revoked.is_empty() {
-            // Cooperative: give up only what moves, then rejoin so the others can take it.
-            self.auto_commit_now(&revoked).await;
-            self.events.push_back(GroupEvent::Revoked(revoked.clone()));
-            self.revoking.extend(revoked.iter().cloned());
         }
-        let starts = self.starting_offsets(&added).await?;
-        let mut all: Vec<(String, i32, Offset)> = flatten(&self.owned)
-            .into_iter()
-            .map(|(t, p)| (t, p, Offset::End))
-            .collect();
-        all.extend(starts);
-        self.consumer.assign_keeping(all);
-        for (topic, partition) in &added {
-            let list = self.owned.entry(topic.clone()).or_default();
-            list.push(*partition);
-            list.sort_unstable();
-        }
-        self.events.push_back(GroupEvent::Assigned(added));
-        {
-            let mut st = shared.lock();
-            st.stable = true;
-            if !revoked.is_empty() {
-                st.need.get_or_insert(Need::Rejoin(Rejoin::Rebalance));
-            }
-        }
-        shared.heartbeat_wake.notify_one();
-        self.join_due = false;
-        Ok(())
     }
 
     /// What a join or sync error means: rejoin (Ok), or give up (Err).
-    fn on_join_error(&mut self, error: &Error) -> Result<()> {
+    fn on_join_error(&self, error: &Error) -> Result<()> {
         match rejoin_reason(error) {
             Some(Rejoin::Rebalance) => Ok(()),
             Some(reason) => {
@@ -734,7 +841,7 @@ impl GroupConsumer {
         }
         let topics: BTreeSet<&String> =
             subscriptions.iter().flat_map(|s| s.topics.iter()).collect();
-        let cluster = self.consumer.cluster();
+        let cluster = &self.cluster;
         let mut counts = BTreeMap::new();
         for topic in topics {
             match cluster.topic(topic).await {
@@ -758,35 +865,6 @@ impl GroupConsumer {
                 ))
             })
             .collect()
-    }
-
-    /// Where newly assigned partitions start: their committed offsets, or the reset policy.
-    async fn starting_offsets(
-        &self,
-        added: &[(String, i32)],
-    ) -> Result<Vec<(String, i32, Offset)>> {
-        if added.is_empty() {
-            return Ok(Vec::new());
-        }
-        let committed = self.committed(added).await?;
-        let mut starts = Vec::with_capacity(added.len());
-        for (topic, partition) in added {
-            let offset = match committed.get(&(topic.clone(), *partition)).cloned().flatten() {
-                Some(c) => Offset::Exact(c.offset),
-                None => match self.shared.settings.reset {
-                    OffsetReset::Earliest => Offset::Beginning,
-                    OffsetReset::Latest => Offset::End,
-                    OffsetReset::Error => {
-                        return Err(Error::kafka(
-                            KafkaCode::OFFSET_OUT_OF_RANGE,
-                            format!("{topic}-{partition} has no committed offset and auto.offset.reset is none"),
-                        ))
-                    }
-                },
-            };
-            starts.push((topic.clone(), *partition, offset));
-        }
-        Ok(starts)
     }
 }
 
