@@ -923,3 +923,21 @@ fn typed_builders() {
     assert_eq!(p.client().request_timeout(), ms(5000));
     assert_eq!(p.client().security().protocol(), SecurityProtocol::Ssl);
 }
+
+#[test]
+fn group_protocol_defaults_to_classic_and_takes_consumer() {
+    use sluice_client::config::GroupProtocol;
+    let group = [("group.id", "g")];
+    assert_eq!(consumer(&group).group_protocol(), GroupProtocol::Classic);
+    assert_eq!(consumer(&group).remote_assignor(), None);
+    let kip848 = consumer(&[
+        ("group.id", "g"),
+        ("group.protocol", "CONSUMER"),
+        ("group.remote.assignor", "uniform"),
+    ]);
+    assert_eq!(kip848.group_protocol(), GroupProtocol::Consumer);
+    assert_eq!(kip848.remote_assignor(), Some("uniform"));
+    let (property, reason) = consumer_error(&[("group.protocol", "share")]);
+    assert_eq!(property, "group.protocol");
+    assert!(reason.contains("classic or consumer"), "{reason}");
+}

@@ -28,6 +28,12 @@ pub struct MockConfig {
     /// Bounds on a member's session timeout (`group.min/max.session.timeout.ms`).
     pub group_min_session_timeout: Duration,
     pub group_max_session_timeout: Duration,
+    /// How long a KIP-848 member may go without a heartbeat before it is removed
+    /// (`group.consumer.session.timeout.ms`, 45 s in Kafka).
+    pub consumer_group_session_timeout: Duration,
+    /// The heartbeat interval KIP-848 members are told to keep
+    /// (`group.consumer.heartbeat.interval.ms`, 5 s in Kafka).
+    pub consumer_group_heartbeat_interval: Duration,
     /// The longest transaction timeout a producer may ask for (`transaction.max.timeout.ms`).
     pub transaction_max_timeout: Duration,
     /// The finalized `transaction.version` feature ApiVersions reports. At 2 (a new Kafka 4
@@ -50,6 +56,8 @@ impl Default for MockConfig {
             group_initial_rebalance_delay: Duration::from_millis(100),
             group_min_session_timeout: Duration::from_millis(100),
             group_max_session_timeout: Duration::from_secs(30 * 60),
+            consumer_group_session_timeout: Duration::from_secs(45),
+            consumer_group_heartbeat_interval: Duration::from_secs(5),
             transaction_max_timeout: Duration::from_secs(15 * 60),
             transaction_version: 2,
         }

@@ -37,6 +37,7 @@ pub struct Fault {
     api: Option<ApiKey>,
     broker: Option<i32>,
     partition: Option<(String, i32)>,
+    client_id: Option<String>,
     skip: u64,
     times: u64,
 }
@@ -86,6 +87,7 @@ impl Fault {
             api,
             broker: None,
             partition: None,
+            client_id: None,
             skip: 0,
             times: 1,
         }
@@ -109,6 +111,13 @@ impl Fault {
         self
     }
 
+    /// Only requests whose header names this client id: one client's connections can be cut
+    /// while the others carry on (a process killed, or cut off by a network partition).
+    pub fn client_id(mut self, client_id: &str) -> Fault {
+        self.client_id = Some(client_id.to_owned());
+        self
+    }
+
     /// Let the first `n` matching requests through untouched ("drop the connection after N
     /// requests").
     pub fn after(mut self, n: u64) -> Fault {
@@ -122,8 +131,11 @@ impl Fault {
         self
     }
 
-    fn matches(&self, broker: i32, api: Option<ApiKey>, request: Option<&RequestKind>) -> bool {
-        if self.broker.is_some_and(|b| b != broker) || (self.api.is_some() && self.api != api) {
+    fn matches(&self, to: &Addressee<'_>, request: Option<&RequestKind>) -> bool {
+        if self.broker.is_some_and(|b| b != to.broker)
+            || (self.api.is_some() && self.api != to.api)
+            || (self.client_id.is_some() && self.client_id.as_deref() != to.client_id)
+        {
             return false;
         }
         match (&self.partition, request) {
@@ -134,6 +146,14 @@ impl Fault {
             (Some(_), None) => false,
         }
     }
+}
+
+/// Where a request went and who sent it, as fault rules match it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Addressee<'a> {
+    pub(crate) broker: i32,
+    pub(crate) api: Option<ApiKey>,
+    pub(crate) client_id: Option<&'a str>,
 }
 
 /// An error a fault asks a request to fail with.
@@ -205,18 +225,13 @@ impl Faults {
     }
 
     /// Consumes the rules that match this request and says what to do with it.
-    pub(crate) fn plan(
-        &mut self,
-        broker: i32,
-        api: Option<ApiKey>,
-        request: Option<&RequestKind>,
-    ) -> Plan {
-        if let Some(api) = api {
+    pub(crate) fn plan(&mut self, to: &Addressee<'_>, request: Option<&RequestKind>) -> Plan {
+        if let Some(api) = to.api {
             *self.seen.entry(api as i16).or_default() += 1;
         }
         let mut plan = Plan::default();
         for rule in &mut self.rules {
-            if !rule.matches(broker, api, request) {
+            if !rule.matches(to, request) {
                 continue;
             }
             if rule.skip > 0 {

@@ -39,7 +39,10 @@ use tokio::task::JoinHandle;
 
 pub use config::MockConfig;
 pub use faults::Fault;
-pub use groups::{GroupDescription, GroupMember, GroupState};
+pub use groups::{
+    ConsumerGroupDescription, ConsumerGroupMember, GroupDescription, GroupMember, GroupState,
+    MemberState,
+};
 pub use kafka_protocol::messages::ApiKey;
 pub use kafka_protocol::ResponseError;
 
@@ -200,6 +203,14 @@ impl MockCluster {
     /// if the group does not exist. For assertions; clients use DescribeGroups.
     pub fn describe_group(&self, group: &str) -> Option<GroupDescription> {
         self.shared.lock().groups.describe(group)
+    }
+
+    /// A KIP-848 consumer group's epochs and members (with what they own, must release, and
+    /// their targets), or `None` if `group` is not one. For assertions; clients use
+    /// ConsumerGroupDescribe.
+    pub fn describe_consumer_group(&self, group: &str) -> Option<ConsumerGroupDescription> {
+        let state = self.shared.lock();
+        state.groups.describe_consumer(&state, group)
     }
 
     /// The offset `group` committed for a partition, if any (offsets a transaction holds are

@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 
-use crate::faults::{Disconnect, Plan};
+use crate::faults::{Addressee, Disconnect, Plan};
 use crate::handlers::{self, Context, Reply};
 use crate::state::Shared;
 
@@ -70,7 +70,12 @@ async fn connection(shared: Arc<Shared>, broker: i32, mut stream: TcpStream) {
         let (response, plan) = match decode_request(frame) {
             Ok((header, body)) => {
                 let Some(api) = api else { return };
-                let plan = shared.lock().faults.plan(broker, Some(api), Some(&body));
+                let to = Addressee {
+                    broker,
+                    api: Some(api),
+                    client_id: header.client_id.as_deref(),
+                };
+                let plan = shared.lock().faults.plan(&to, Some(&body));
                 if plan.disconnect == Some(Disconnect::BeforeResponse) {
                     return;
                 }

@@ -232,7 +232,14 @@ struct CommitOnRevoke {
     seen: Arc<Mutex<Seen>>,
 }
 
-impl ClientContext for CommitOnRevoke {}
+impl ClientContext for CommitOnRevoke {
+    /// librdkafka's log (with `RDKAFKA_DEBUG` naming debug contexts, e.g. `cgrp`) on stderr.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if std::env::var_os("RDKAFKA_DEBUG").is_some() {
+            eprintln!("{level:?} {fac} {log_message}");
+        }
+    }
+}
 
 impl ConsumerContext for CommitOnRevoke {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -267,19 +274,55 @@ impl ConsumerContext for CommitOnRevoke {
 pub struct RdkafkaMember {
     seen: Arc<Mutex<Seen>>,
     stop: Arc<AtomicBool>,
+    /// Stop as if killed: no commit, no leave.
+    abandon: Arc<AtomicBool>,
     thread: thread::JoinHandle<()>,
 }
 
 impl RdkafkaMember {
     /// Joins `group` subscribed to `topic`.
     pub fn start(bootstrap: &str, group: &str, topic: &str, assignor: &str) -> RdkafkaMember {
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let stop = Arc::new(AtomicBool::new(false));
         let mut config = rdkafka_config(bootstrap);
         for (k, v) in group_properties(bootstrap, group, assignor) {
             config.set(k, v);
         }
+        Self::run(config, topic)
+    }
+
+    /// Joins `group` subscribed to `topic` with the KIP-848 protocol
+    /// (`group.protocol=consumer`), the coordinator assigning with `assignor` (its default if
+    /// `None`). Session and heartbeat timing are the broker's under KIP-848: librdkafka refuses
+    /// `session.timeout.ms`, `heartbeat.interval.ms` and `partition.assignment.strategy` then.
+    /// `name` is its `client.id` (so a fault can single it out).
+    pub fn start_kip848(
+        bootstrap: &str,
+        group: &str,
+        name: &str,
+        topic: &str,
+        assignor: Option<&str>,
+    ) -> RdkafkaMember {
+        let mut config = rdkafka_config(bootstrap);
+        config
+            .set("group.id", group)
+            .set("client.id", name)
+            .set("group.protocol", "consumer")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false");
+        if let Some(assignor) = assignor {
+            config.set("group.remote.assignor", assignor);
+        }
+        Self::run(config, topic)
+    }
+
+    fn run(mut config: rdkafka::ClientConfig, topic: &str) -> RdkafkaMember {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let abandon = Arc::new(AtomicBool::new(false));
         config.set("fetch.wait.max.ms", "50");
+        if let Ok(debug) = std::env::var("RDKAFKA_DEBUG") {
+            config.set("debug", &debug);
+            config.set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+        }
         let consumer: BaseConsumer<CommitOnRevoke> = config
             .create_with_context(CommitOnRevoke {
                 seen: Arc::clone(&seen),
@@ -287,13 +330,22 @@ impl RdkafkaMember {
             .unwrap();
         consumer.subscribe(&[topic]).unwrap();
         let thread = thread::spawn({
-            let (seen, stop) = (Arc::clone(&seen), Arc::clone(&stop));
+            let (seen, stop, abandon) =
+                (Arc::clone(&seen), Arc::clone(&stop), Arc::clone(&abandon));
             move || {
                 while !stop.load(Ordering::SeqCst) {
                     let Some(message) = consumer.poll(Duration::from_millis(50)) else {
                         continue;
                     };
-                    let message = message.unwrap();
+                    // librdkafka reports transient errors (a connection cut) through poll
+                    // and recovers by itself; they are not the member's failure.
+                    let message = match message {
+                        Ok(message) => message,
+                        Err(e) => {
+                            eprintln!("librdkafka member: {e}");
+                            continue;
+                        }
+                    };
                     let value = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
                     seen.lock().unwrap().records.push((
                         message.partition(),
@@ -311,13 +363,23 @@ impl RdkafkaMember {
                         .unwrap();
                     let _ = consumer.commit(&position, CommitMode::Async);
                 }
-                // Closing commits and leaves (rdkafka closes on drop).
-                let _ = consumer.commit_consumer_state(CommitMode::Sync);
-                drop(consumer);
+                if abandon.load(Ordering::SeqCst) {
+                    // Killed: no commit, no leave, nothing closed (dropping would close).
+                    std::mem::forget(consumer);
+                } else {
+                    // Closing commits and leaves (rdkafka closes on drop).
+                    let _ = consumer.commit_consumer_state(CommitMode::Sync);
+                    drop(consumer);
+                }
                 seen.lock().unwrap().owned.clear();
             }
         });
-        RdkafkaMember { seen, stop, thread }
+        RdkafkaMember {
+            seen,
+            stop,
+            abandon,
+            thread,
+        }
     }
 
     /// The partitions it owns now.
@@ -332,6 +394,17 @@ impl RdkafkaMember {
 
     /// Commits, leaves the group and returns what it read.
     pub fn leave(self) -> Vec<(i32, i64, String)> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap();
+        let records = self.seen.lock().unwrap().records.clone();
+        records
+    }
+
+    /// Stops reading without committing or leaving, and leaks librdkafka's handle (whose
+    /// threads keep heartbeating: the test must also cut the member off, e.g. with a mock
+    /// fault on its client id); returns what it read.
+    pub fn kill(self) -> Vec<(i32, i64, String)> {
+        self.abandon.store(true, Ordering::SeqCst);
         self.stop.store(true, Ordering::SeqCst);
         self.thread.join().unwrap();
         let records = self.seen.lock().unwrap().records.clone();

@@ -110,3 +110,32 @@ async fn cooperative_sticky_members_share_and_hand_over_on_the_mock_cluster() {
     cluster.create_topic("groups-cooperative-sticky", PARTITIONS);
     members_share_and_hand_over(&cluster.bootstrap(), "cooperative-sticky").await;
 }
+
+/// `group.protocol=consumer` against a broker without KIP-848 (Tansu offers no
+/// ConsumerGroupHeartbeat): the members fall back to the classic protocol and still split the
+/// topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kip848_falls_back_to_classic_where_the_broker_lacks_it() {
+    let broker = TestBroker::start();
+    let bootstrap = broker.bootstrap();
+    create_topic_with_rdkafka(&bootstrap, "groups-fallback", PARTITIONS).await;
+    let producer = Producer::new(
+        ProducerConfig::from_properties([("bootstrap.servers", bootstrap.as_str())]).unwrap(),
+    )
+    .await
+    .unwrap();
+    produce_values(&producer, "groups-fallback", PARTITIONS, 0..300).await;
+    let extra = [("group.protocol", "consumer")];
+    let a = SluiceMember::start_with(&bootstrap, "g-fallback", "groups-fallback", "range", &extra);
+    let b = SluiceMember::start_with(&bootstrap, "g-fallback", "groups-fallback", "range", &extra);
+    settle(
+        PARTITIONS,
+        || vec![a.owned(), b.owned()],
+        || [a.records(), b.records()].concat(),
+        300,
+    )
+    .await;
+    let count = read_counts([&a.leave().await, &b.leave().await]);
+    assert_eq!(count.len(), 300);
+    assert!(count.values().all(|n| *n == 1), "a record was read twice");
+}

@@ -47,6 +47,32 @@ pub enum OffsetReset {
     Error,
 }
 
+/// The consumer group protocol (`group.protocol`).
+///
+/// The default is `classic`, as in Java up to 3.x and librdkafka 2.x: KIP-848 needs a broker
+/// that offers it (Kafka 4.0+), and a group must run one protocol. Auto-detection was not
+/// chosen because a group id belongs to one protocol: members that each pick what their
+/// broker offers would split a group across protocols during a rolling broker upgrade.
+/// With `consumer`, sluice still falls back to `classic` when the coordinator does not offer
+/// ConsumerGroupHeartbeat (the classic settings, `session.timeout.ms`,
+/// `heartbeat.interval.ms` and `partition.assignment.strategy`, then apply; with KIP-848 the
+/// broker sets the timing and `group.remote.assignor` names the server-side assignor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum GroupProtocol {
+    /// JoinGroup / SyncGroup / Heartbeat with a client-side assignor.
+    #[default]
+    Classic,
+    /// KIP-848: ConsumerGroupHeartbeat, the coordinator assigns.
+    Consumer,
+}
+
+/// `group.protocol` values.
+pub(super) const GROUP_PROTOCOLS: &[(&str, GroupProtocol)] = &[
+    ("classic", GroupProtocol::Classic),
+    ("consumer", GroupProtocol::Consumer),
+];
+
 /// A partition assignment strategy (`partition.assignment.strategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -100,6 +126,8 @@ pub struct ConsumerConfig {
     pub(super) rebalance_timeout: Duration,
     pub(super) assignors: Vec<Assignor>,
     pub(super) client_rack: Option<String>,
+    pub(super) group_protocol: GroupProtocol,
+    pub(super) remote_assignor: Option<String>,
 }
 
 impl ConsumerConfig {
@@ -217,6 +245,17 @@ impl ConsumerConfig {
     /// The consumer's rack, for fetching from the closest replica (`client.rack`, KIP-392).
     pub fn client_rack(&self) -> Option<&str> {
         self.client_rack.as_deref()
+    }
+
+    /// The group protocol asked for (`group.protocol`); see [`GroupProtocol`].
+    pub fn group_protocol(&self) -> GroupProtocol {
+        self.group_protocol
+    }
+
+    /// The server-side assignor a KIP-848 member asks for (`group.remote.assignor`, e.g.
+    /// `uniform` or `range`); `None` lets the coordinator choose.
+    pub fn remote_assignor(&self) -> Option<&str> {
+        self.remote_assignor.as_deref()
     }
 }
 

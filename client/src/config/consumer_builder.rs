@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use super::client_builder::{client_setters, ClientConfigBuilder};
 use super::consumer::{
-    Assignor, ConsumerConfig, IsolationLevel, OffsetReset, ASSIGNORS, ISOLATION_LEVELS,
-    OFFSET_RESETS,
+    Assignor, ConsumerConfig, GroupProtocol, IsolationLevel, OffsetReset, ASSIGNORS,
+    GROUP_PROTOCOLS, ISOLATION_LEVELS, OFFSET_RESETS,
 };
 use super::parse::{self, invalid, GivenNames, MAX_I32_SIZE};
 use super::properties::{unknown, Kind, Target};
@@ -41,6 +41,8 @@ pub struct ConsumerConfigBuilder {
     pub(super) rebalance_timeout: Option<Duration>,
     pub(super) assignors: Vec<Assignor>,
     pub(super) client_rack: Option<String>,
+    pub(super) group_protocol: GroupProtocol,
+    pub(super) remote_assignor: Option<String>,
     pub(super) names: GivenNames,
 }
 
@@ -67,6 +69,8 @@ impl Default for ConsumerConfigBuilder {
             // Java 3.0+: range first, so a rolling upgrade to cooperative-sticky works.
             assignors: vec![Assignor::Range, Assignor::CooperativeSticky],
             client_rack: None,
+            group_protocol: GroupProtocol::Classic,
+            remote_assignor: None,
             names: GivenNames::default(),
         }
     }
@@ -185,6 +189,18 @@ impl ConsumerConfigBuilder {
     /// Sets the consumer's rack.
     pub fn client_rack(mut self, rack: impl Into<String>) -> Self {
         self.client_rack = Some(rack.into());
+        self
+    }
+
+    /// Sets the group protocol. Default [`GroupProtocol::Classic`].
+    pub fn group_protocol(mut self, protocol: GroupProtocol) -> Self {
+        self.group_protocol = protocol;
+        self
+    }
+
+    /// Asks a KIP-848 coordinator for this server-side assignor (`uniform`, `range`).
+    pub fn remote_assignor(mut self, assignor: impl Into<String>) -> Self {
+        self.remote_assignor = Some(assignor.into());
         self
     }
 
@@ -328,6 +344,8 @@ impl ConsumerConfigBuilder {
             rebalance_timeout,
             assignors: self.assignors,
             client_rack: self.client_rack.filter(|rack| !rack.is_empty()),
+            group_protocol: self.group_protocol,
+            remote_assignor: self.remote_assignor.filter(|a| !a.is_empty()),
         })
     }
 }
@@ -366,6 +384,8 @@ pub(super) const PROPERTIES: &[&str] = &[
     "max.poll.interval.ms",
     "partition.assignment.strategy",
     "client.rack",
+    "group.protocol",
+    "group.remote.assignor",
 ];
 
 impl Target for ConsumerConfigBuilder {
@@ -417,6 +437,13 @@ impl Target for ConsumerConfigBuilder {
                 self.assignors = assignors;
             }
             "client.rack" => self.client_rack = Some(value.to_owned()).filter(|r| !r.is_empty()),
+            "group.protocol" => {
+                self.group_protocol =
+                    parse::one_of(name, value, GROUP_PROTOCOLS, "classic or consumer")?;
+            }
+            "group.remote.assignor" => {
+                self.remote_assignor = Some(value.to_owned()).filter(|a| !a.is_empty());
+            }
             _ => return Err(unknown(Self::KIND, name, canonical)),
         }
         Ok(())

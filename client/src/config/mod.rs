@@ -45,7 +45,9 @@
 //!   (`fetch.message.max.bytes`), `fetch.max.wait.ms` (`fetch.wait.max.ms`),
 //!   `queued.max.messages.kbytes`, `check.crcs`, `enable.auto.commit`,
 //!   `auto.commit.interval.ms`, `session.timeout.ms`, `heartbeat.interval.ms`,
-//!   `max.poll.interval.ms`, `partition.assignment.strategy`, `client.rack`.
+//!   `max.poll.interval.ms`, `partition.assignment.strategy`, `client.rack`,
+//!   `group.protocol` (`classic`, the default, or `consumer` for KIP-848),
+//!   `group.remote.assignor`.
 //!
 //! Values are trimmed, as Java does. `*.ms` values are whole milliseconds up to `i32::MAX`;
 //! booleans are `true` or `false` (any case) and nothing else; lists are comma-separated.
@@ -94,7 +96,7 @@ mod security;
 pub use admin::{AdminConfig, AdminConfigBuilder};
 pub use client::ClientConfig;
 pub use client_builder::ClientConfigBuilder;
-pub use consumer::{Assignor, ConsumerConfig, IsolationLevel, OffsetReset};
+pub use consumer::{Assignor, ConsumerConfig, GroupProtocol, IsolationLevel, OffsetReset};
 pub use consumer_builder::ConsumerConfigBuilder;
 pub use producer::{Acks, Partitioner, ProducerConfig};
 pub use producer_builder::ProducerConfigBuilder;

@@ -13,6 +13,9 @@
 //! keeps handing out their records while JoinGroup and SyncGroup are under way (the
 //! coordinator may hold JoinGroup until a slow member rejoins), as Java's consumer does since
 //! KAFKA-8421. Under an eager one the member owns nothing while it joins, so it just waits.
+//!
+//! With `group.protocol=consumer` and a coordinator that offers it, membership is KIP-848's
+//! instead ([`super::kip848`], reconciled in `consumer_kip848.rs`): same events, same API.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -35,6 +38,9 @@ use crate::error::{Error, KafkaCode, Result};
 /// highest one, as the Java client does: v1 owned partitions, v2 generation, v3 rack).
 const PROTOCOL_VERSION: i16 = 3;
 
+/// How often a commit refused with STALE_MEMBER_EPOCH is retried (KIP-848).
+const STALE_EPOCH_RETRIES: u32 = 3;
+
 /// topic -> partition -> (next offset, leader epoch) of what was handed out.
 type Consumed = HashMap<String, HashMap<i32, (i64, Option<i32>)>>;
 
@@ -43,7 +49,9 @@ type Consumed = HashMap<String, HashMap<i32, (i64, Option<i32>)>>;
 pub enum GroupEvent {
     /// A batch of records of an assigned partition.
     Batch(FetchedBatch),
-    /// These partitions were assigned to this member; records of them follow.
+    /// These partitions were assigned to this member; records of them follow. With the
+    /// classic protocol it comes after every rebalance (possibly empty); with KIP-848, which
+    /// has no group-wide rebalances, only when partitions are added.
     Assigned(Vec<(String, i32)>),
     /// These partitions are about to be taken away. Until the next `poll`, their offsets can
     /// still be committed; after it, another member may own them.
@@ -135,6 +143,10 @@ impl Shared {
 /// A consumer in a consumer group: subscribe to topics, and the group spreads their
 /// partitions over its members.
 ///
+/// The group protocol is the classic one unless `group.protocol=consumer` asks for KIP-848
+/// and the coordinator offers it (see [`GroupProtocol`](crate::config::GroupProtocol)); the
+/// API and the events are the same either way.
+///
 /// ```no_run
 /// # async fn example() -> sluice_client::Result<()> {
 /// use sluice_client::config::ConsumerConfig;
@@ -178,6 +190,13 @@ pub struct GroupConsumer {
     revoking: Vec<(String, i32)>,
     next_auto_commit: Instant,
     group_id: String,
+    /// The KIP-848 membership, once the coordinator is known to offer it.
+    kip848: Option<super::kip848::Kip848>,
+    /// Asked for with `group.protocol=consumer` and not yet started (the coordinator's
+    /// ApiVersions decide at the first join).
+    kip848_wanted: Option<super::kip848::member::Profile>,
+    /// Topic ids of the subscribed topics, to name KIP-848 assignments.
+    topic_names: HashMap<uuid::Uuid, String>,
 }
 
 impl GroupConsumer {
@@ -250,6 +269,9 @@ impl GroupConsumer {
             revoking: Vec::new(),
             next_auto_commit: Instant::now() + settings.auto_commit.unwrap_or(Duration::MAX / 4),
             group_id,
+            kip848: None,
+            kip848_wanted: kip848_glue::profile(&config),
+            topic_names: HashMap::new(),
         })
     }
 
@@ -270,12 +292,12 @@ impl GroupConsumer {
 
     /// The group metadata for `send_offsets_to_transaction` (KIP-447).
     pub fn group_metadata(&self) -> GroupMetadata {
-        let st = self.shared.lock();
+        let committer = self.committer();
         GroupMetadata {
             group_id: self.group_id.clone(),
-            generation_id: st.id.generation,
-            member_id: st.id.member_id.clone(),
-            group_instance_id: st.id.instance_id.clone(),
+            generation_id: committer.generation,
+            member_id: committer.member_id,
+            group_instance_id: committer.instance_id,
         }
     }
 
@@ -318,6 +340,9 @@ impl GroupConsumer {
                 let revoking = std::mem::take(&mut self.revoking);
                 self.give_up(&revoking);
             }
+            if self.kip848_step().await? {
+                continue;
+            }
             if let Some(e) = self.shared.lock().fatal.clone() {
                 return Err(e);
             }
@@ -336,7 +361,9 @@ impl GroupConsumer {
                 need
             };
             if let Some(need) = need {
-                self.prepare_join(need).await;
+                if !self.use_kip848(need).await? {
+                    self.prepare_join(need).await;
+                }
                 continue;
             }
             if self.join_due && !self.joins_beside_reads() {
@@ -359,7 +386,7 @@ impl GroupConsumer {
             // would leave the group of a member that is only idle), and a due auto-commit
             // runs (else what was read last before a quiet spell is never committed).
             let mut wake_at = Instant::now() + self.shared.settings.max_poll_interval / 2;
-            if self.shared.settings.auto_commit.is_some() && self.shared.lock().stable {
+            if self.shared.settings.auto_commit.is_some() && self.in_group() {
                 wake_at = wake_at.min(self.next_auto_commit);
             }
             let joining = self.joining.as_mut().map(|j| {
@@ -410,20 +437,37 @@ impl GroupConsumer {
     /// A commit refused because the group rebalanced (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION,
     /// UNKNOWN_MEMBER_ID) fails, and the member rejoins on the next `poll`.
     pub async fn commit_offsets(&mut self, offsets: &[OffsetToCommit]) -> Result<()> {
-        let committer = self.committer();
-        let result = offsets::commit(
-            &self.shared.coordinator,
-            &committer,
-            offsets,
-            self.shared.retry(),
-        )
-        .await;
-        if let Err(e) = &result {
-            if let Some(reason) = rejoin_reason(e) {
-                request_rejoin(&self.shared, committer.generation, reason);
+        let mut stale = 0;
+        loop {
+            let committer = self.committer();
+            let result = offsets::commit(
+                &self.shared.coordinator,
+                &committer,
+                offsets,
+                self.shared.retry(),
+            )
+            .await;
+            match &result {
+                // KIP-848: a heartbeat moved the member epoch on while the commit was under
+                // way; the next attempt carries the new one.
+                Err(e)
+                    if e.code() == Some(KafkaCode::STALE_MEMBER_EPOCH)
+                        && stale < STALE_EPOCH_RETRIES =>
+                {
+                    stale += 1;
+                    tokio::time::sleep(self.shared.settings.backoff.delay(stale)).await;
+                    continue;
+                }
+                // Under KIP-848 the heartbeat, not a commit, notices a lost membership.
+                Err(e) if self.kip848.is_none() => {
+                    if let Some(reason) = rejoin_reason(e) {
+                        request_rejoin(&self.shared, committer.generation, reason);
+                    }
+                }
+                _ => {}
             }
+            return result;
         }
-        result
     }
 
     /// The committed offsets of `partitions` (`None` where nothing is committed).
@@ -450,6 +494,11 @@ impl GroupConsumer {
                 tracing::warn!(group = %self.group_id, error = %e, "commit on close failed");
             }
         }
+        if let Some(k) = self.kip848.take() {
+            self.shared.lock().closed = true;
+            self.heartbeat.abort();
+            return k.leave().await;
+        }
         let id = {
             let mut st = self.shared.lock();
             st.closed = true;
@@ -470,11 +519,17 @@ impl GroupConsumer {
         Ok(())
     }
 
+    /// Who commits: the classic generation, or under KIP-848 the member epoch in its place
+    /// (KIP-447 holds for both).
     fn committer(&self) -> Committer {
+        // Taken before the membership lock: the two locks are never held together.
+        let kip848 = self.kip848.as_ref().map(super::kip848::Kip848::identity);
         let st = self.shared.lock();
+        let (member_id, generation) =
+            kip848.unwrap_or_else(|| (st.id.member_id.clone(), st.id.generation));
         Committer {
-            generation: st.id.generation,
-            member_id: st.id.member_id.clone(),
+            generation,
+            member_id,
             instance_id: st.id.instance_id.clone(),
         }
     }
@@ -503,7 +558,7 @@ impl GroupConsumer {
         let Some(interval) = self.shared.settings.auto_commit else {
             return;
         };
-        if Instant::now() < self.next_auto_commit || !self.shared.lock().stable {
+        if Instant::now() < self.next_auto_commit || !self.in_group() {
             return;
         }
         self.next_auto_commit = Instant::now() + interval;
@@ -512,13 +567,15 @@ impl GroupConsumer {
             return;
         }
         let committer = self.committer();
+        let classic = self.kip848.is_none();
         let shared = Arc::clone(&self.shared);
         tokio::spawn(async move {
             if let Err(e) =
                 offsets::commit(&shared.coordinator, &committer, &offsets, shared.retry()).await
             {
                 tracing::warn!(group = %shared.coordinator.key(), error = %e, "auto-commit failed");
-                if let Some(reason) = rejoin_reason(&e) {
+                // Under KIP-848 the heartbeat, not a commit, notices a lost membership.
+                if let Some(reason) = rejoin_reason(&e).filter(|_| classic) {
                     request_rejoin(&shared, committer.generation, reason);
                 }
             }
@@ -632,18 +689,7 @@ impl GroupConsumer {
             self.events.push_back(GroupEvent::Revoked(revoked.clone()));
             self.revoking.extend(revoked.iter().cloned());
         }
-        let starts = self.starting_offsets(&added).await?;
-        let mut all: Vec<(String, i32, Offset)> = flatten(&self.owned)
-            .into_iter()
-            .map(|(t, p)| (t, p, Offset::End))
-            .collect();
-        all.extend(starts);
-        self.consumer.assign_keeping(all);
-        for (topic, partition) in &added {
-            let list = self.owned.entry(topic.clone()).or_default();
-            list.push(*partition);
-            list.sort_unstable();
-        }
+        self.take_on(&added).await?;
         self.events.push_back(GroupEvent::Assigned(added));
         {
             let mut st = shared.lock();
@@ -654,6 +700,24 @@ impl GroupConsumer {
         }
         shared.heartbeat_wake.notify_one();
         self.join_due = false;
+        Ok(())
+    }
+
+    /// Starts reading `added` (from their committed offsets, or as the reset policy says),
+    /// keeping the owned partitions' positions, and counts them as owned.
+    async fn take_on(&mut self, added: &[(String, i32)]) -> Result<()> {
+        let starts = self.starting_offsets(added).await?;
+        let mut all: Vec<(String, i32, Offset)> = flatten(&self.owned)
+            .into_iter()
+            .map(|(t, p)| (t, p, Offset::End))
+            .collect();
+        all.extend(starts);
+        self.consumer.assign_keeping(all);
+        for (topic, partition) in added {
+            let list = self.owned.entry(topic.clone()).or_default();
+            list.push(*partition);
+            list.sort_unstable();
+        }
         Ok(())
     }
 
@@ -874,6 +938,9 @@ impl Drop for GroupConsumer {
         self.heartbeat.abort();
     }
 }
+
+#[path = "consumer_kip848.rs"]
+mod kip848_glue;
 
 /// Notes that the records of `batch` are handed out: the offset after it is what a commit
 /// of its partition stores.

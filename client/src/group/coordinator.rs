@@ -150,6 +150,14 @@ impl Coordinator {
         result
     }
 
+    /// The version of `R` negotiated with the coordinator; `BrokerTooOld` if it offers none
+    /// that sluice speaks.
+    pub(crate) async fn version_of<R: Request>(&self) -> Result<i16> {
+        let node = self.node().await?;
+        let conn = self.connection(node).await?;
+        conn.version_of::<R>()
+    }
+
     /// The connection requests to coordinator `node` go over.
     async fn connection(&self, node: i32) -> Result<Arc<Connection>> {
         let Some(own) = &self.own else {

@@ -1,5 +1,5 @@
-//! Consumer groups: membership in a group (the classic protocol), partition assignors and
-//! committed offsets.
+//! Consumer groups: membership in a group (the classic protocol, or KIP-848's consumer
+//! protocol where the coordinator offers it), partition assignors and committed offsets.
 //!
 //! Scaling out the Kafka way: more processes join one group and the group coordinator (a
 //! broker) spreads the partitions of the topics they subscribe to over them. One member, the
@@ -10,6 +10,7 @@
 pub mod assignor;
 mod consumer;
 pub(crate) mod coordinator;
+mod kip848;
 mod membership;
 pub(crate) mod offsets;
 

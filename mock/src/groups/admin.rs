@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup as ConsumerGroupDescribedGroup;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -13,8 +14,9 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponseTopic,
 };
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
-    GroupId, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsRequest,
+    ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatResponse, DeleteGroupsRequest,
+    DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, GroupId,
+    HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsRequest,
     ListGroupsResponse, OffsetCommitResponse, OffsetFetchResponse, RequestKind, ResponseKind,
     SyncGroupResponse,
 };
@@ -24,8 +26,10 @@ use super::{check_coordinator, GroupIdRule};
 use crate::handlers::{str_bytes, Context};
 use crate::state::{CoordinatorKind, Shared};
 
-/// KIP-848's name for the groups this coordinator has (ListGroups v5).
+/// KIP-848's names for the two group types (ListGroups v5); "consumer" is also the protocol
+/// type of a consumer group.
 const CLASSIC: &str = "classic";
+const CONSUMER: &str = "consumer";
 
 /// The client host DescribeGroups reports: every client of the mock is on loopback, and the
 /// mock does not track connections' peers.
@@ -109,22 +113,30 @@ pub(super) fn list_groups(
     } else {
         Vec::new()
     };
-    let listed = state
+    // (id, protocol type, state, group type) of every group.
+    let classic = state.groups.ids().map(|(id, g)| {
+        let protocol_type = g.protocol_type.as_deref().unwrap_or_default();
+        (id, protocol_type, g.state().name(), CLASSIC)
+    });
+    let consumer = state
         .groups
-        .ids()
+        .consumer_ids()
+        .map(|(id, group_state)| (id, CONSUMER, group_state, CONSUMER));
+    let listed = classic
+        .chain(consumer)
         // Each broker lists the groups it coordinates; admin clients ask them all.
-        .filter(|(id, _)| state.coordinator(CoordinatorKind::Group, id) == ctx.broker)
-        .filter(|(_, g)| states.is_empty() || states.contains(&g.state().name().to_lowercase()))
-        .filter(|_| types.is_empty() || types.iter().any(|t| t == CLASSIC))
-        .map(|(id, g)| {
+        .filter(|(id, ..)| state.coordinator(CoordinatorKind::Group, id) == ctx.broker)
+        .filter(|(_, _, s, _)| states.is_empty() || states.contains(&s.to_lowercase()))
+        .filter(|(.., kind)| types.is_empty() || types.iter().any(|t| t == kind))
+        .map(|(id, protocol_type, group_state, kind)| {
             let mut listed = ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(id)))
-                .with_protocol_type(str_bytes(g.protocol_type.as_deref().unwrap_or_default()));
+                .with_protocol_type(str_bytes(protocol_type));
             if version >= 4 {
-                listed.group_state = str_bytes(g.state().name());
+                listed.group_state = str_bytes(group_state);
             }
             if version >= 5 {
-                listed.group_type = str_bytes(CLASSIC);
+                listed.group_type = str_bytes(kind);
             }
             listed
         })
@@ -260,6 +272,21 @@ pub(super) fn error_response(
                     .iter()
                     .map(|g| {
                         DeletableGroupResult::default()
+                            .with_group_id(g.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::ConsumerGroupHeartbeat(_) => ResponseKind::ConsumerGroupHeartbeat(
+            ConsumerGroupHeartbeatResponse::default().with_error_code(code),
+        ),
+        RequestKind::ConsumerGroupDescribe(r) => ResponseKind::ConsumerGroupDescribe(
+            ConsumerGroupDescribeResponse::default().with_groups(
+                r.group_ids
+                    .iter()
+                    .map(|g| {
+                        ConsumerGroupDescribedGroup::default()
                             .with_group_id(g.clone())
                             .with_error_code(code)
                     })

@@ -1,6 +1,7 @@
 //! The group coordinator: classic consumer groups (JoinGroup, SyncGroup, Heartbeat,
-//! LeaveGroup), committed offsets (OffsetCommit, OffsetFetch), and DescribeGroups, ListGroups
-//! and DeleteGroups.
+//! LeaveGroup), KIP-848 consumer groups (ConsumerGroupHeartbeat, ConsumerGroupDescribe),
+//! committed offsets (OffsetCommit, OffsetFetch), and DescribeGroups, ListGroups and
+//! DeleteGroups.
 //!
 //! Clients judge a mock by how it behaves in a rebalance, so the state machine in
 //! [`group`] follows Kafka's classic coordinator rule by rule (error codes, their order, when a
@@ -11,12 +12,18 @@
 //! group (members, generation, offsets) there as Kafka's new coordinator would after loading
 //! it.
 //!
+//! A group id names either a classic group or a consumer group, never both: a request of the
+//! other protocol to a non-empty group fails with GROUP_ID_NOT_FOUND (Kafka without online
+//! migration), and an empty group (one that only stores offsets) is converted, offsets kept.
+//!
 //! References: the Kafka protocol guide's group membership APIs; KIP-62 (rebalance timeout),
 //! KIP-134 (initial rebalance delay), KIP-345 (static membership), KIP-394
 //! (MEMBER_ID_REQUIRED), KIP-447 (offsets in transactions, require_stable), KIP-709
 //! (batched OffsetFetch), KIP-814 (skip_assignment).
 
 mod admin;
+mod consumer;
+mod consumer_api;
 mod group;
 mod member;
 mod membership;
@@ -30,22 +37,28 @@ use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
+pub use consumer::member::MemberState;
+pub use consumer_api::{ConsumerGroupDescription, ConsumerGroupMember};
 pub use member::GroupState;
 
 use crate::config::MockConfig;
 use crate::handlers::{Context, Reply};
 use crate::state::{CoordinatorKind, Shared, State};
+use consumer::ConsumerGroup;
 use group::Group;
 use member::{Answer, JoinOutcome, JoinRequest, SyncOutcome, SyncRequest};
-use offsets::Committed;
+use offsets::{Committed, Offsets};
 
 /// The group APIs the mock serves: (API, lowest version, highest version).
 ///
-/// OffsetCommit v9+ and OffsetFetch v9+ carry KIP-848 member epochs, and DescribeGroups v6
-/// describes KIP-848 groups: the mock has classic groups only.
+/// OffsetCommit v9+ and OffsetFetch v9+ carry KIP-848 member epochs; v10 names topics by id,
+/// which `kafka-protocol` 0.18 cannot encode. ConsumerGroupHeartbeat v1 (KIP-1082) is what
+/// librdkafka 2.12 needs; v0 is served too.
 pub(crate) const SERVED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::OffsetCommit, 2, 8),
-    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::Heartbeat, 0, 4),
     (ApiKey::LeaveGroup, 0, 5),
@@ -61,7 +74,10 @@ const TICK: Duration = Duration::from_millis(10);
 /// The groups of the cluster.
 #[derive(Debug, Default)]
 pub(crate) struct Groups {
+    /// Classic groups.
     groups: BTreeMap<String, Group>,
+    /// KIP-848 consumer groups.
+    consumer: BTreeMap<String, ConsumerGroup>,
     /// Orders every commit (see [`Committed::seq`]).
     commits: u64,
 }
@@ -78,6 +94,13 @@ impl Groups {
 
     /// DeleteGroups for one group: only an empty group (no members) can go, with its offsets.
     pub(crate) fn delete(&mut self, group_id: &str) -> Result<(), ResponseError> {
+        if let Some(group) = self.consumer.get(group_id) {
+            if !group.is_empty() {
+                return Err(ResponseError::NonEmptyGroup);
+            }
+            self.consumer.remove(group_id);
+            return Ok(());
+        }
         let group = self
             .groups
             .get(group_id)
@@ -105,6 +128,20 @@ impl Groups {
                 ResponseError::InvalidSessionTimeout,
                 &request.member_id,
             ));
+        }
+        if let Some(consumer) = self.consumer.get(group_id) {
+            if !consumer.is_empty() {
+                return Answer::Now(JoinOutcome::error(
+                    ResponseError::GroupIdNotFound,
+                    &request.member_id,
+                ));
+            }
+            // An empty consumer group becomes a classic one, offsets kept.
+            if let Some(consumer) = self.consumer.remove(group_id) {
+                let mut group = Group::new();
+                group.offsets = consumer.offsets;
+                self.groups.insert(group_id.to_owned(), group);
+            }
         }
         if !self.groups.contains_key(group_id) {
             if !request.member_id.is_empty() {
@@ -171,8 +208,18 @@ impl Groups {
         member_id: &str,
         group_instance_id: Option<&str>,
         generation: i32,
+        version: i16,
         now: Instant,
     ) -> Result<(), ResponseError> {
+        if let Some(consumer) = self.consumer.get(group_id) {
+            return consumer.validate_commit(
+                member_id,
+                group_instance_id,
+                generation,
+                false,
+                version,
+            );
+        }
         let group = match self.groups.get_mut(group_id) {
             Some(group) => group,
             None if generation < 0 => self
@@ -197,8 +244,8 @@ impl Groups {
     ) {
         self.commits += 1;
         let seq = self.commits;
-        if let Some(group) = self.groups.get_mut(group_id) {
-            group.offsets.commit(
+        if let Some(offsets) = self.offsets_mut(group_id) {
+            offsets.commit(
                 topic,
                 partition,
                 Committed {
@@ -214,6 +261,9 @@ impl Groups {
     /// Applies every deadline passed by `now`; true if any group changed.
     pub(crate) fn tick(&mut self, now: Instant) -> bool {
         let mut changed = false;
+        for group in self.consumer.values_mut() {
+            changed |= group.tick(now);
+        }
         for group in self.groups.values_mut() {
             changed |= group.tick(now);
         }
@@ -244,13 +294,22 @@ impl Groups {
 
     /// The committed offset of a partition (not offsets pending in a transaction).
     pub(crate) fn committed(&self, group_id: &str, topic: &str, partition: i32) -> Option<i64> {
-        Some(
-            self.groups
-                .get(group_id)?
-                .offsets
-                .get(topic, partition)?
-                .offset,
-        )
+        Some(self.offsets(group_id)?.get(topic, partition)?.offset)
+    }
+
+    /// A group's offsets, whichever protocol it runs.
+    pub(crate) fn offsets(&self, group_id: &str) -> Option<&Offsets> {
+        match self.consumer.get(group_id) {
+            Some(g) => Some(&g.offsets),
+            None => self.groups.get(group_id).map(|g| &g.offsets),
+        }
+    }
+
+    fn offsets_mut(&mut self, group_id: &str) -> Option<&mut Offsets> {
+        match self.consumer.get_mut(group_id) {
+            Some(g) => Some(&mut g.offsets),
+            None => self.groups.get_mut(group_id).map(|g| &mut g.offsets),
+        }
     }
 }
 
@@ -266,6 +325,9 @@ impl Groups {
         generation: i32,
         group_instance_id: Option<&str>,
     ) -> Result<(), kafka_protocol::ResponseError> {
+        if let Some(g) = self.consumer.get(group) {
+            return g.validate_commit(member_id, group_instance_id, generation, true, i16::MAX);
+        }
         match self.groups.get(group) {
             Some(g) => g.validate_commit(member_id, group_instance_id, generation, true),
             // Kafka's (Java) coordinator: a transactional commit may create the group only
@@ -284,30 +346,32 @@ impl Groups {
         producer_id: i64,
         offsets: Vec<TxnOffset>,
     ) {
-        let group = self
-            .groups
-            .entry(group.to_owned())
-            .or_insert_with(Group::new);
+        if self.offsets(group).is_none() {
+            self.groups.insert(group.to_owned(), Group::new());
+        }
         for o in offsets {
             self.commits += 1;
-            group.offsets.stage(
-                producer_id,
-                &o.topic,
-                o.partition,
-                Committed {
-                    offset: o.offset,
-                    leader_epoch: o.leader_epoch,
-                    metadata: o.metadata.unwrap_or_default(),
-                    seq: self.commits,
-                },
-            );
+            let seq = self.commits;
+            if let Some(staged) = self.offsets_mut(group) {
+                staged.stage(
+                    producer_id,
+                    &o.topic,
+                    o.partition,
+                    Committed {
+                        offset: o.offset,
+                        leader_epoch: o.leader_epoch,
+                        metadata: o.metadata.unwrap_or_default(),
+                        seq,
+                    },
+                );
+            }
         }
     }
 
     /// Applies (`commit`) or drops the offsets `producer_id` staged in `group`.
     pub(crate) fn complete_txn(&mut self, group: &str, producer_id: i64, commit: bool) {
-        if let Some(g) = self.groups.get_mut(group) {
-            g.offsets.complete(producer_id, commit);
+        if let Some(offsets) = self.offsets_mut(group) {
+            offsets.complete(producer_id, commit);
         }
     }
 }
@@ -426,6 +490,12 @@ pub(crate) async fn handle(
         RequestKind::DeleteGroups(r) => {
             ResponseKind::DeleteGroups(admin::delete_groups(shared, ctx, &r))
         }
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            ResponseKind::ConsumerGroupHeartbeat(consumer_api::heartbeat(shared, ctx, r))
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            ResponseKind::ConsumerGroupDescribe(consumer_api::describe(shared, ctx, &r))
+        }
         other => return Err(other),
     };
     let read_only = matches!(
@@ -434,6 +504,7 @@ pub(crate) async fn handle(
             | ResponseKind::OffsetFetch(_)
             | ResponseKind::DescribeGroups(_)
             | ResponseKind::ListGroups(_)
+            | ResponseKind::ConsumerGroupDescribe(_)
     );
     if !read_only {
         shared.notify();

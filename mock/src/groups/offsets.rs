@@ -132,11 +132,11 @@ fn fetch_group(
     topics: Option<Vec<(String, Vec<i32>)>>,
     require_stable: bool,
 ) -> Vec<(String, Vec<Fetched>)> {
-    let group = groups.get(group_id);
+    let group = groups.offsets(group_id);
     let topics = match topics {
         Some(topics) => topics,
         None => group
-            .map(|g| g.offsets.partitions().into_iter().collect())
+            .map(|g| g.partitions().into_iter().collect())
             .unwrap_or_default(),
     };
     topics
@@ -148,10 +148,10 @@ fn fetch_group(
                     let Some(group) = group else {
                         return Fetched::none(p, 0);
                     };
-                    if require_stable && group.offsets.is_pending(&topic, p) {
+                    if require_stable && group.is_pending(&topic, p) {
                         return Fetched::none(p, ResponseError::UnstableOffsetCommit.code());
                     }
-                    match group.offsets.get(&topic, p) {
+                    match group.get(&topic, p) {
                         Some(c) => Fetched {
                             partition: p,
                             offset: c.offset,
@@ -182,7 +182,21 @@ pub(super) fn offset_fetch(
             .map(|g| {
                 let group_id = g.group_id.0.to_string();
                 let out = OffsetFetchResponseGroup::default().with_group_id(g.group_id);
-                if let Err(e) = check_coordinator(&state, ctx, &group_id, GroupIdRule::AnyString) {
+                let member = (version >= 9).then(|| {
+                    (
+                        g.member_id
+                            .as_ref()
+                            .map(|m| m.to_string())
+                            .unwrap_or_default(),
+                        g.member_epoch,
+                    )
+                });
+                let checked = check_coordinator(&state, ctx, &group_id, GroupIdRule::AnyString)
+                    .and_then(|()| match &member {
+                        Some((id, epoch)) => state.groups.check_fetch(&group_id, id, *epoch),
+                        None => Ok(()),
+                    });
+                if let Err(e) = checked {
                     return out.with_error_code(e.code());
                 }
                 let topics = g.topics.map(|ts| {
@@ -301,7 +315,14 @@ pub(super) fn offset_commit(
             let now = Instant::now();
             state
                 .groups
-                .check_commit(&group_id, &member_id, instance.as_deref(), generation, now)
+                .check_commit(
+                    &group_id,
+                    &member_id,
+                    instance.as_deref(),
+                    generation,
+                    version,
+                    now,
+                )
                 .err()
         });
     let State { topics, groups, .. } = &mut *state;

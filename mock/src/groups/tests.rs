@@ -1,6 +1,6 @@
 //! The group APIs as a client sees them: one member through every served version of every
-//! API (each answer must encode at its version), NOT_COORDINATOR, require_stable, and the
-//! whole-request error shapes.
+//! API (each answer must encode at its version), NOT_COORDINATOR, require_stable, the
+//! whole-request error shapes, and a KIP-848 group's heartbeats, commits and fetches.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -16,9 +16,10 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
+    ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
     DeleteGroupsRequest, DescribeGroupsRequest, GroupId, HeartbeatRequest, JoinGroupRequest,
-    LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
-    SyncGroupRequest, TopicName,
+    LeaveGroupRequest, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
+    OffsetFetchRequest, SyncGroupRequest, TopicName,
 };
 
 use super::*;
@@ -52,6 +53,8 @@ fn api_of(request: &RequestKind) -> ApiKey {
         RequestKind::DescribeGroups(_) => ApiKey::DescribeGroups,
         RequestKind::ListGroups(_) => ApiKey::ListGroups,
         RequestKind::DeleteGroups(_) => ApiKey::DeleteGroups,
+        RequestKind::ConsumerGroupHeartbeat(_) => ApiKey::ConsumerGroupHeartbeat,
+        RequestKind::ConsumerGroupDescribe(_) => ApiKey::ConsumerGroupDescribe,
         other => panic!("not a group request: {other:?}"),
     }
 }
@@ -79,6 +82,14 @@ async fn call(shared: &Arc<Shared>, broker: i32, v: i16, request: RequestKind) -
         .encode(&mut BytesMut::new(), version)
         .unwrap_or_else(|e| panic!("{api:?} v{version} does not encode: {e}"));
     *response
+}
+
+async fn list_groups(shared: &Arc<Shared>, broker: i32, v: i16) -> ListGroupsResponse {
+    let request = RequestKind::ListGroups(ListGroupsRequest::default());
+    let ResponseKind::ListGroups(r) = call(shared, broker, v, request).await else {
+        panic!("not a ListGroups response")
+    };
+    r
 }
 
 fn group_id(name: &str) -> GroupId {
@@ -229,16 +240,7 @@ async fn one_member_through_every_version() {
         assert_eq!(described.protocol_data.as_str(), "range");
         assert_eq!(&described.members[0].member_assignment[..], b"all");
 
-        let ResponseKind::ListGroups(r) = call(
-            &shared,
-            home,
-            v,
-            RequestKind::ListGroups(ListGroupsRequest::default()),
-        )
-        .await
-        else {
-            panic!()
-        };
+        let r = list_groups(&shared, home, v).await;
         assert!(r.groups.iter().any(|g| g.group_id.0.as_str() == group));
 
         let leave = if at(ApiKey::LeaveGroup, v) >= 3 {
@@ -393,6 +395,8 @@ fn whole_request_errors_encode_at_every_served_version() {
         RequestKind::DescribeGroups(DescribeGroupsRequest::default()),
         RequestKind::ListGroups(ListGroupsRequest::default()),
         RequestKind::DeleteGroups(DeleteGroupsRequest::default()),
+        RequestKind::ConsumerGroupHeartbeat(Default::default()),
+        RequestKind::ConsumerGroupDescribe(Default::default()),
     ];
     assert_eq!(requests.len(), SERVED.len());
     for request in &requests {
@@ -405,4 +409,176 @@ fn whole_request_errors_encode_at_every_served_version() {
                 .unwrap_or_else(|e| panic!("{api:?} v{version}: {e}"));
         }
     }
+}
+
+fn consumer_heartbeat(group: &str, member: &str, epoch: i32) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(group_id(group))
+        .with_member_id(str_bytes(member))
+        .with_member_epoch(epoch)
+        .with_rebalance_timeout_ms(-1)
+}
+
+fn joining(group: &str, member: &str) -> RequestKind {
+    RequestKind::ConsumerGroupHeartbeat(
+        consumer_heartbeat(group, member, 0)
+            .with_rebalance_timeout_ms(5000)
+            .with_subscribed_topic_names(Some(vec![TopicName(str_bytes("t"))]))
+            .with_topic_partitions(Some(Vec::new())),
+    )
+}
+
+async fn beat(
+    shared: &Arc<Shared>,
+    broker: i32,
+    v: i16,
+    r: RequestKind,
+) -> ConsumerGroupHeartbeatResponse {
+    let ResponseKind::ConsumerGroupHeartbeat(r) = call(shared, broker, v, r).await else {
+        panic!()
+    };
+    r
+}
+
+/// A steady heartbeat of `member` at `epoch` (nothing else said).
+async fn steady(
+    shared: &Arc<Shared>,
+    broker: i32,
+    member: &str,
+    epoch: i32,
+) -> ConsumerGroupHeartbeatResponse {
+    let request = RequestKind::ConsumerGroupHeartbeat(consumer_heartbeat("k", member, epoch));
+    beat(shared, broker, 1, request).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn consumer_group_protocol_on_the_wire() {
+    let shared = cluster();
+    tokio::spawn(run_timers(shared.clone()));
+    let home = shared.lock().coordinator(CoordinatorKind::Group, "k");
+    let topic_id = shared.lock().topics["t"].id;
+    // v1: the member names itself; it gets both partitions at epoch 1.
+    let r = beat(&shared, home, 1, joining("k", "m1")).await;
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    assert_eq!(r.member_id.as_deref(), Some("m1"));
+    assert_eq!(r.member_epoch, 1);
+    assert_eq!(r.heartbeat_interval_ms, 5000);
+    let assignment = r.assignment.unwrap();
+    assert_eq!(assignment.topic_partitions[0].topic_id, topic_id);
+    assert_eq!(assignment.topic_partitions[0].partitions, vec![0, 1]);
+    // A steady heartbeat with nothing new carries no assignment.
+    let r = steady(&shared, home, "m1", 1).await;
+    assert_eq!((r.error_code, r.member_epoch), (0, 1));
+    assert!(r.assignment.is_none());
+    // v1 needs a member id; v0 hands one out.
+    let r = beat(&shared, home, 1, joining("k", "")).await;
+    assert_eq!(r.error_code, ResponseError::InvalidRequest.code());
+    let r = beat(&shared, home, 0, joining("k", "")).await;
+    assert_eq!(r.error_code, 0);
+    let generated = r.member_id.unwrap().to_string();
+    assert!(!generated.is_empty());
+    let bad = RequestKind::ConsumerGroupHeartbeat(
+        consumer_heartbeat("k", "m1", 1).with_server_assignor(Some(str_bytes("sticky"))),
+    );
+    let r = beat(&shared, home, 1, bad).await;
+    assert_eq!(r.error_code, ResponseError::UnsupportedAssignor.code());
+    let r = steady(&shared, home, "m1", 9).await;
+    assert_eq!(r.error_code, ResponseError::FencedMemberEpoch.code());
+
+    // A classic member cannot join a consumer group.
+    let ResponseKind::JoinGroup(j) = call(&shared, home, 9, join_request("k", "")).await else {
+        panic!()
+    };
+    assert_eq!(j.error_code, ResponseError::GroupIdNotFound.code());
+
+    // Commits: v9 with the member epoch; older versions or epochs are refused.
+    let commit = |member: &str, epoch: i32| {
+        RequestKind::OffsetCommit(
+            OffsetCommitRequest::default()
+                .with_group_id(group_id("k"))
+                .with_member_id(str_bytes(member))
+                .with_generation_id_or_member_epoch(epoch)
+                .with_topics(vec![OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(str_bytes("t")))
+                    .with_partitions(vec![OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(4)])]),
+        )
+    };
+    let code = |r: ResponseKind| {
+        let ResponseKind::OffsetCommit(r) = r else {
+            panic!()
+        };
+        r.topics[0].partitions[0].error_code
+    };
+    assert_eq!(
+        code(call(&shared, home, 8, commit("m1", 1)).await),
+        ResponseError::UnsupportedVersion.code()
+    );
+    let m1_epoch = shared.lock().groups.consumer["k"].members["m1"].epoch;
+    assert_eq!(
+        code(call(&shared, home, 9, commit("m1", m1_epoch - 1)).await),
+        ResponseError::StaleMemberEpoch.code()
+    );
+    assert_eq!(
+        code(call(&shared, home, 9, commit("nobody", 1)).await),
+        ResponseError::UnknownMemberId.code()
+    );
+    assert_eq!(
+        code(call(&shared, home, 9, commit("m1", m1_epoch)).await),
+        0
+    );
+    assert_eq!(shared.lock().groups.committed("k", "t", 0), Some(4));
+    let fetch = |epoch: i32| {
+        RequestKind::OffsetFetch(OffsetFetchRequest::default().with_groups(
+            vec![OffsetFetchRequestGroup::default()
+                .with_group_id(group_id("k"))
+                .with_member_id(Some(str_bytes("m1")))
+                .with_member_epoch(epoch)
+                .with_topics(None)],
+        ))
+    };
+    let ResponseKind::OffsetFetch(f) = call(&shared, home, 9, fetch(m1_epoch + 1)).await else {
+        panic!()
+    };
+    assert_eq!(
+        f.groups[0].error_code,
+        ResponseError::FencedMemberEpoch.code()
+    );
+    let ResponseKind::OffsetFetch(f) = call(&shared, home, 9, fetch(m1_epoch)).await else {
+        panic!()
+    };
+    assert_eq!(f.groups[0].error_code, 0);
+    assert_eq!(f.groups[0].topics[0].partitions[0].committed_offset, 4);
+
+    // Listed and described as a consumer group.
+    let l = list_groups(&shared, home, 5).await;
+    let listed = l
+        .groups
+        .iter()
+        .find(|g| g.group_id.0.as_str() == "k")
+        .unwrap();
+    assert_eq!(listed.group_type.as_str(), "consumer");
+    let describe = RequestKind::ConsumerGroupDescribe(
+        ConsumerGroupDescribeRequest::default().with_group_ids(vec![group_id("k")]),
+    );
+    let ResponseKind::ConsumerGroupDescribe(d) = call(&shared, home, 1, describe).await else {
+        panic!()
+    };
+    assert_eq!(d.groups[0].error_code, 0);
+    assert_eq!(d.groups[0].members.len(), 2);
+    assert_eq!(d.groups[0].assignor_name.as_str(), "uniform");
+
+    // Both leave; the empty group may become a classic one, offsets kept.
+    for member in ["m1", generated.as_str()] {
+        let r = steady(&shared, home, member, -1).await;
+        assert_eq!((r.error_code, r.member_epoch), (0, -1));
+    }
+    let r = steady(&shared, home, "m1", 1).await;
+    assert_eq!(r.error_code, ResponseError::UnknownMemberId.code());
+    let ResponseKind::JoinGroup(j) = call(&shared, home, 3, join_request("k", "")).await else {
+        panic!()
+    };
+    assert_eq!(j.error_code, 0);
+    assert_eq!(shared.lock().groups.committed("k", "t", 0), Some(4));
 }
