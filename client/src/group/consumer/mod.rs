@@ -435,7 +435,10 @@ impl GroupConsumer {
 
     /// Commits `offsets` (the next offset to read per partition) for this member's generation.
     /// A commit refused because the group rebalanced (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION,
-    /// UNKNOWN_MEMBER_ID) fails, and the member rejoins on the next `poll`.
+    /// UNKNOWN_MEMBER_ID) fails, and the member rejoins on the next `poll`. While a cooperative
+    /// rebalance runs beside the reads, a refused commit fails with REBALANCE_IN_PROGRESS, as
+    /// Java's `RebalanceInProgressException`: `poll` finishes the rebalance, then the commit
+    /// can be made again under the new generation.
     pub async fn commit_offsets(&mut self, offsets: &[OffsetToCommit]) -> Result<()> {
         let mut stale = 0;
         loop {
@@ -457,6 +460,22 @@ impl GroupConsumer {
                     stale += 1;
                     tokio::time::sleep(self.shared.settings.backoff.delay(stale)).await;
                     continue;
+                }
+                Err(e)
+                    if self.joining.is_some()
+                        && matches!(
+                            e.code(),
+                            Some(KafkaCode::ILLEGAL_GENERATION | KafkaCode::REBALANCE_IN_PROGRESS)
+                        ) =>
+                {
+                    return Err(Error::kafka(
+                        KafkaCode::REBALANCE_IN_PROGRESS,
+                        format!(
+                            "commit for group {}: a rebalance is under way; poll to finish it, \
+                             then commit again ({e})",
+                            self.group_id
+                        ),
+                    ));
                 }
                 // Under KIP-848 the heartbeat, not a commit, notices a lost membership.
                 Err(e) if self.kip848.is_none() => {
