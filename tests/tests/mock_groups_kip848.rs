@@ -401,12 +401,21 @@ async fn a_sluice_member_that_stops_polling_leaves_and_comes_back() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Polling again, a reports the partitions lost and joins again.
-    settle(PARTITIONS, || vec![a.owned(), b.owned()], Vec::new, 0).await;
-    assert!(a
+    // Polling again (once its stall is over), a reports the partitions lost and joins again.
+    // Wait for that first: until then a's stale view and b's old one can look settled.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !a
         .changes()
         .iter()
-        .any(|(_, c)| matches!(c, Change::Lost(_))));
+        .any(|(_, c)| matches!(c, Change::Lost(_)))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a never reported its partitions lost"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    settle(PARTITIONS, || vec![a.owned(), b.owned()], Vec::new, 0).await;
     assert_one_owner_each(&stable(&cluster, group, 2).await);
     a.leave().await;
     b.leave().await;
