@@ -48,7 +48,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Parser;
-use futures::FutureExt;
 use sluice_client::config::{ConsumerConfig, IsolationLevel, OffsetReset, ProducerConfig};
 use sluice_client::consumer::{Consumer, Offset};
 use sluice_client::group::{GroupConsumer, GroupEvent, OffsetToCommit};
@@ -59,9 +58,6 @@ use crate::broker::{create_topic, tansu_binary, Broker};
 
 /// Bytes per producer batch: librdkafka's default `batch.size`, as in the throughput bench.
 const BATCH_BYTES: usize = 1_000_000;
-/// Delivery futures are checked oldest first without waiting; only past this many
-/// unacknowledged ones does a loop wait for the oldest (as in the throughput bench).
-const DELIVERY_WINDOW: usize = 1 << 20;
 /// Distinct values cycled through (400 KiB at 100 B).
 const DISTINCT_VALUES: usize = 4096;
 
@@ -330,7 +326,7 @@ async fn produce(
     for i in 1..args.messages as usize {
         let record = ProducerRecord::new(topic).value(values[i % values.len()].clone());
         let delivery = producer.send(record).await.map_err(|e| e.error)?;
-        drain_ready(&mut pending).await?;
+        sluice_benches::drain_acknowledged(&mut pending).await?;
         pending.push_back(delivery);
         // Instant::now() is a vDSO call; checking every 64 records bounds the overshoot to
         // a few microseconds.
@@ -366,26 +362,6 @@ async fn produce(
     })
 }
 
-/// Pops the acknowledged deliveries at the front of `pending` (failing on a failed one);
-/// waits for the oldest only if `pending` is full.
-async fn drain_ready(pending: &mut VecDeque<DeliveryFuture>) -> Result<()> {
-    let mut full = pending.len() >= DELIVERY_WINDOW;
-    while let Some(oldest) = pending.front_mut() {
-        // Unconstrained: polled with no waker, a oneshot under tokio's coop budget would read
-        // as pending forever once this never-yielding loop has spent its budget.
-        match tokio::task::unconstrained(&mut *oldest).now_or_never() {
-            Some(result) => result?,
-            None if full => {
-                full = false;
-                oldest.await?
-            }
-            None => break,
-        };
-        pending.pop_front();
-    }
-    Ok(())
-}
-
 /// The output record for an input one, as `sluice copy --map identity` makes it.
 fn copy_of(record: sluice_client::consumer::ConsumerRecord) -> ProducerRecord {
     let mut out = ProducerRecord::new("out");
@@ -419,7 +395,7 @@ async fn plain_copy(args: &Args, env: &Env) -> Result<Run> {
         start.get_or_insert_with(Instant::now);
         for record in batch.to_records()? {
             let delivery = producer.send(copy_of(record)).await.map_err(|e| e.error)?;
-            drain_ready(&mut pending).await?;
+            sluice_benches::drain_acknowledged(&mut pending).await?;
             pending.push_back(delivery);
             read += 1;
         }

@@ -6,17 +6,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use bytes::Bytes;
-use futures::FutureExt;
 use sluice_client::config::{Compression, ConsumerConfig, ProducerConfig};
 use sluice_client::consumer::{Consumer, Offset};
 use sluice_client::producer::{DeliveryFuture, Producer, ProducerRecord};
 
 use crate::spec::{payloads, ChildReport, ChildSpec, Client, Codec, BATCH_BYTES};
-
-/// Delivery futures are checked oldest first, without waiting, as they complete; only past
-/// this many unacknowledged ones does the loop wait for the oldest. Above what sluice's
-/// buffer memory (32 MiB) lets through at 100 B, so it does not throttle the producer.
-const DELIVERY_WINDOW: usize = 1 << 20;
 
 fn compression(codec: Codec) -> Compression {
     match codec {
@@ -128,20 +122,7 @@ async fn send_all(
         bytes += value.len() as u64;
         let record = ProducerRecord::new(topic).value(value);
         let delivery = producer.send(record).await.map_err(|e| e.error)?;
-        let mut full = pending.len() >= DELIVERY_WINDOW;
-        while let Some(oldest) = pending.front_mut() {
-            // Unconstrained: polled with no waker, a oneshot under tokio's coop budget would
-            // read as pending forever once this never-yielding loop has spent its budget.
-            match tokio::task::unconstrained(&mut *oldest).now_or_never() {
-                Some(result) => result?,
-                None if full => {
-                    full = false;
-                    oldest.await?
-                }
-                None => break,
-            };
-            pending.pop_front();
-        }
+        sluice_benches::drain_acknowledged(&mut pending).await?;
         pending.push_back(delivery);
     }
     for delivery in pending {
