@@ -46,7 +46,7 @@
 //! partitioning), KIP-580 (exponential retry backoff), KIP-679 (idempotence by default).
 
 mod accumulator;
-mod batch;
+pub(crate) mod batch;
 mod completion;
 mod idempotence;
 mod memory;

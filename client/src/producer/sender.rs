@@ -222,7 +222,7 @@ impl Sender {
                     // batch's linger instead of following it (Java does the same).
                     let mut unadded = false;
                     if let (Some(txn), Some(tp)) = (&self.txn, queue.partition()) {
-                        if !txn.admit(&tp.topic, tp.partition) {
+                        if !txn.admit(tp) {
                             to_add.push(tp.clone());
                             unadded = true;
                         }
@@ -581,11 +581,7 @@ impl Sender {
         let txn = Arc::clone(txn);
         self.events.push(
             async move {
-                let list: Vec<(String, i32)> = partitions
-                    .iter()
-                    .map(|tp| (tp.topic.to_string(), tp.partition))
-                    .collect();
-                let result = txn.add_partitions(&list).await;
+                let result = txn.add_partitions(&partitions).await;
                 Event::Added(partitions, result)
             }
             .instrument(tracing::debug_span!("add_partitions_to_txn"))

@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
@@ -38,6 +38,7 @@ use crate::error::{Error, KafkaCode, Result};
 use crate::group::coordinator::{Coordinator, CoordinatorType};
 use crate::group::offsets::str_bytes;
 use crate::group::{GroupMetadata, OffsetToCommit};
+use crate::producer::batch::TopicPartition;
 
 /// A producer id and epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +64,7 @@ struct Inner {
     machine: StateMachine,
     identity: Option<ProducerEpoch>,
     /// Partitions added to the current transaction.
-    partitions: BTreeSet<(String, i32)>,
+    partitions: BTreeSet<(Arc<str>, i32)>,
     /// Groups whose offsets the current transaction commits.
     groups: BTreeSet<String>,
     /// A sequence chain broke: the epoch must be bumped once the transaction is aborted.
@@ -190,9 +191,10 @@ impl TransactionManager {
     /// Whether records of `partition` may be sent now: it is in the transaction already, or
     /// in transactions v2 it joins with its first Produce (recorded here, so the transaction
     /// counts as started). Otherwise it must be added with [`Self::add_partitions`] first.
-    pub(crate) fn admit(&self, topic: &str, partition: i32) -> bool {
+    pub(crate) fn admit(&self, tp: &TopicPartition) -> bool {
         let mut inner = self.lock();
-        let key = (topic.to_owned(), partition);
+        // The topic's shared name: no allocation per drain of the sender.
+        let key = (Arc::clone(&tp.topic), tp.partition);
         if inner.v2 {
             inner.partitions.insert(key);
             return true;
@@ -335,7 +337,7 @@ impl TransactionManager {
 
     /// Adds `partitions` to the transaction (AddPartitionsToTxn), before records are sent to
     /// them; partitions already added are skipped.
-    pub(crate) async fn add_partitions(&self, partitions: &[(String, i32)]) -> Result<()> {
+    pub(crate) async fn add_partitions(&self, partitions: &[TopicPartition]) -> Result<()> {
         let (identity, missing) = {
             let inner = self.lock();
             // Batches are sent (and their partitions added) while the transaction is open,
@@ -349,10 +351,10 @@ impl TransactionManager {
                     reason: "records can only be sent inside a transaction".into(),
                 });
             }
-            let missing: BTreeSet<(String, i32)> = partitions
+            let missing: BTreeSet<(Arc<str>, i32)> = partitions
                 .iter()
-                .filter(|p| !inner.partitions.contains(*p))
-                .cloned()
+                .map(|tp| (Arc::clone(&tp.topic), tp.partition))
+                .filter(|key| !inner.partitions.contains(key))
                 .collect();
             (inner.identity, missing)
         };
@@ -366,7 +368,7 @@ impl TransactionManager {
                 .send(self.settings.request_timeout, |version| {
                     let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
                     for (t, p) in &missing {
-                        topics.entry(t.as_str()).or_default().push(*p);
+                        topics.entry(&**t).or_default().push(*p);
                     }
                     if version > 3 {
                         return Err(Error::BrokerTooOld {
